@@ -1,0 +1,12 @@
+"""Shared pieces of chatlens: settings, the records that cross Redis, and the Redis key layout."""
+
+LABELS: tuple[str, ...] = (
+    "Curious to dive deeper",
+    "Neutral",
+    "Surprised",
+    "Happy",
+    "Sad",
+    "Disgusted",
+    "Fearful",
+    "Angry",
+)

@@ -1,0 +1,30 @@
+"""The `chatlens` command: one sub-command per job, each defined next to the code it drives."""
+
+from __future__ import annotations
+
+import typer
+
+from chatlens.demo import demo
+from eval.cli import cron, evaluate, results
+from producer.cli import produce
+from worker.cli import bench, train, worker
+
+app = typer.Typer(
+    name="chatlens",
+    help="Sentiment/emotion for every chat message, through Redis/RQ workers, with an honest evaluation.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.command()(produce)
+app.command()(worker)
+app.command("eval")(evaluate)
+app.command()(results)
+app.command()(train)
+app.command()(bench)
+app.command()(demo)
+app.command()(cron)
+
+
+if __name__ == "__main__":
+    app()

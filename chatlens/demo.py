@@ -1,0 +1,55 @@
+"""`chatlens demo`: the whole path on the embedded default, in one process, with no service to run."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import typer
+
+from chatlens.connection import FAKE_URL, connect
+from chatlens.console import out, user_errors
+from chatlens.settings import get_settings
+
+EXAMPLE_FILE = Path(__file__).resolve().parent.parent / "examples" / "messages.csv"
+DEMO_RUN = "demo"
+
+
+@user_errors
+def demo(
+    file: Path | None = typer.Argument(None, help="messages to classify [default: examples/messages.csv]"),
+    out_dir: Path = typer.Option(Path("demo-report"), "--out", help="where the report is written"),
+    mlflow: bool = typer.Option(True, help="log the evaluation to MLflow (local sqlite by default)"),
+) -> None:
+    """Produce -> worker (burst, in-process) -> eval on an in-process Redis, then print the report.
+
+    With CHATLENS_REDIS_URL set, the real Redis at that URL is used instead.
+    """
+    from eval.cli import print_summary
+    from eval.evaluate import evaluate_run
+    from producer.cli import produce_file
+    from worker.runner import default_queues, run_worker
+
+    settings = get_settings()
+    url = settings.redis_url if "redis_url" in settings.model_fields_set else FAKE_URL
+    out.print(f"[bold]chatlens demo[/] on {'an in-process Redis (fakeredis)' if url == FAKE_URL else url}")
+    produce_file(file or EXAMPLE_FILE, DEMO_RUN, redis_url=url, warn_idle_queues=False)
+    connection = connect(url)
+    with out.status("classifying (loading the model once, then one job per micro-batch)..."):
+        run_worker(
+            default_queues(settings),
+            settings,
+            connection,
+            burst=True,
+            logging_level="WARNING",
+            with_scheduler=url != FAKE_URL,
+        )
+        logging.getLogger("rq").setLevel(logging.WARNING)
+    document = evaluate_run(connection, settings, DEMO_RUN, out_dir, track=mlflow)
+    print_summary(document)
+    out.print(
+        (out_dir / "report.md").read_text(encoding="utf-8"), markup=False, highlight=False, soft_wrap=True
+    )
+    out.print(f"report, metrics.json and confusion matrices in {out_dir}/", highlight=False, soft_wrap=True)
+    if mlflow:
+        out.print(f"MLflow runs logged to {settings.mlflow_tracking_uri}", highlight=False, soft_wrap=True)

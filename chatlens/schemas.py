@@ -1,0 +1,83 @@
+"""Every record that crosses Redis. Serialised as JSON, never pickled."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def message_id(conversation_id: str, position: int, text: str) -> str:
+    """Stable id, so that producing the same file twice enqueues nothing new."""
+    digest = hashlib.sha256(f"{conversation_id}\x1f{position}\x1f{text}".encode()).hexdigest()
+    return digest[:20]
+
+
+class Record(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Message(Record):
+    id: str
+    conversation_id: str
+    position: int = Field(ge=0, description="index of the turn within its conversation, in file order")
+    text: str
+    label: str | None = None
+
+
+class BatchItem(Record):
+    id: str
+    text: str
+
+
+class MicroBatch(Record):
+    """The argument of one classify job."""
+
+    run: str
+    items: list[BatchItem]
+
+
+class Prediction(Record):
+    message_id: str
+    model: str
+    model_version: str
+    label: str
+    confidence: float = Field(ge=0.0, le=1.0)
+    batch_size: int
+    batch_latency_ms: float
+    worker: str
+    created_at: datetime = Field(default_factory=_now)
+
+
+class MessageError(Record):
+    message_id: str
+    model: str
+    error: str
+    created_at: datetime = Field(default_factory=_now)
+
+
+class ProduceCounts(Record):
+    read: int = 0
+    dropped_missing: int = 0
+    dropped_duplicate: int = 0
+    rejected: int = 0
+    not_selected: int = 0  # left out by --sample-frac or --split
+    enqueued: int = 0
+    already_present: int = 0
+    batches: int = 0
+
+
+class RunInfo(Record):
+    run: str
+    source: str
+    dataset_hash: str
+    messages: int
+    labelled: int
+    classifiers: list[str]
+    created_at: datetime = Field(default_factory=_now)
+    updated_at: datetime = Field(default_factory=_now)

@@ -1,0 +1,76 @@
+"""The one configuration object, read from `CHATLENS_*` environment variables (and `.env`)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import AliasChoices, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from chatlens.errors import ChatlensError
+
+DEFAULT_REDIS_URL = "redis://localhost:6379/0"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CHATLENS_", env_file=".env", extra="ignore")
+
+    redis_url: str = DEFAULT_REDIS_URL
+    mlflow_tracking_uri: str = Field(
+        # MLflow 3 refuses its file store, so the default is a local sqlite database.
+        default="sqlite:///mlflow.db",
+        validation_alias=AliasChoices("CHATLENS_MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_URI"),
+    )
+    mlflow_experiment: str = "chatlens-eval"
+
+    # Producer
+    batch_size: int = Field(64, ge=1, le=10_000, description="messages per micro-batch (one RQ job)")
+    max_message_chars: int = Field(5_000, ge=1, description="longer messages are rejected, not truncated")
+    classifiers: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["default"])
+
+    # Worker
+    encoder_path: str | None = Field(None, description="HF id or local dir; None = bundled MiniLM")
+    head_path: Path | None = Field(None, description="dir with head.safetensors/head.json; None = committed")
+    inference_batch_size: int = Field(32, ge=1)
+    max_length: int = Field(256, ge=8, description="tokens; longer messages are truncated by the encoder")
+    threads: int | None = Field(None, ge=1, description="torch threads per worker; None = torch's default")
+    job_timeout_s: int = 600
+    retry_intervals_s: Annotated[list[int], NoDecode] = Field(default_factory=lambda: [5, 30, 120])
+    # A killed worker's job is recovered once its heartbeat key expires and a maintenance pass runs;
+    # RQ's defaults (420 s + 600 s) would leave a batch stranded for up to 17 minutes.
+    worker_ttl_s: int = Field(60, ge=20)
+    maintenance_interval_s: int = Field(60, ge=10)
+
+    # Storage
+    result_ttl_s: int = Field(30 * 24 * 3600, ge=60, description="lifetime of a run's keys in Redis")
+
+    # Nightly evaluation
+    eval_queue: str = "eval"
+    nightly_cron: str = "0 2 * * *"
+    nightly_interval_s: int | None = Field(None, ge=1, description="overrides nightly_cron (tests, demos)")
+    reports_dir: Path = Path("reports")
+
+    # Data used by `train` and `bench` by default
+    train_file: Path = Path("../shared/data/topical-chat-sample/train.csv")
+    test_file: Path = Path("../shared/data/topical-chat-sample/test.csv")
+
+    @field_validator("classifiers", "retry_intervals_s", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        # Also accept "a,b" from the environment, not only JSON lists.
+        if isinstance(value, str):
+            text = value.strip().removeprefix("[").removesuffix("]")
+            return [part.strip().strip("\"'") for part in text.split(",") if part.strip()]
+        return value
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problem = exc.errors()[0]
+        field = "CHATLENS_" + str(problem["loc"][0]).upper() if problem["loc"] else "a setting"
+        raise ChatlensError(f"{field}: {problem['msg']} (got {problem.get('input')!r}); fix the variable") from None

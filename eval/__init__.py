@@ -1,0 +1,1 @@
+"""The evaluation: metrics, report, confusion matrices and MLflow runs for a run's predictions."""

@@ -1,0 +1,5 @@
+import typer
+
+from eval.cli import evaluate
+
+typer.run(evaluate)

@@ -1,0 +1,88 @@
+"""`chatlens eval` and `chatlens results`."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from chatlens.connection import connect
+from chatlens.console import err, out, user_errors
+from chatlens.errors import ChatlensError
+from chatlens.settings import get_settings
+from chatlens.store import RunStore
+
+
+class Format(StrEnum):
+    csv = "csv"
+    jsonl = "jsonl"
+
+
+@user_errors
+def evaluate(
+    run: str = typer.Option(..., "--run", help="the run to evaluate"),
+    out_dir: Path | None = typer.Option(None, "--out", help="output directory [default: reports/<run>]"),
+    mlflow: bool = typer.Option(True, help="log one MLflow run per model"),
+    redis_url: str | None = typer.Option(None, help="overrides CHATLENS_REDIS_URL"),
+) -> None:
+    """Score every model's predictions for RUN: metrics.json, report.md, confusion PNGs, MLflow."""
+    from eval.evaluate import evaluate_run
+
+    settings = get_settings()
+    connection = connect(redis_url or settings.redis_url)
+    target = out_dir or settings.reports_dir / run
+    document = evaluate_run(connection, settings, run, target, track=mlflow)
+    print_summary(document)
+    out.print(
+        f"wrote {target}/metrics.json, report.md and the confusion matrices", highlight=False, soft_wrap=True
+    )
+
+
+def print_summary(document: dict) -> None:
+    table = Table(title=f"run {document['run']}: {document['messages']} messages")
+    for column in ("model", "accuracy", "macro-F1", "weighted-F1", "n", "coverage"):
+        table.add_column(column, justify="left" if column == "model" else "right")
+    for model, m in document["models"].items():
+        table.add_row(
+            model,
+            f"{m['accuracy']:.3f}",
+            f"{m['macro_f1']:.3f}",
+            f"{m['weighted_f1']:.3f}",
+            str(m["n"]),
+            f"{m['coverage']:.3f}",
+        )
+    out.print(table)
+
+
+@user_errors
+def results(
+    run: str = typer.Option(..., "--run", help="the run to export"),
+    format: Format = typer.Option(Format.csv, "--format", help="csv or jsonl"),
+    output: Path | None = typer.Option(None, "--output", "-o", help="file to write [default: stdout]"),
+    redis_url: str | None = typer.Option(None, help="overrides CHATLENS_REDIS_URL"),
+) -> None:
+    """Export RUN's predictions, one row per message and model."""
+    settings = get_settings()
+    store = RunStore(connect(redis_url or settings.redis_url), settings.result_ttl_s)
+    if store.run_info(run) is None:
+        raise ChatlensError(
+            f"no run named {run!r} in Redis; produce it first with `chatlens produce FILE --run {run}`"
+        )
+    from eval.export import export_results
+
+    count = export_results(store, run, format.value, output)
+    if output is not None:
+        err.print(f"wrote {count} rows to {output}", highlight=False, soft_wrap=True)
+
+
+@user_errors
+def cron(
+    redis_url: str | None = typer.Option(None, help="overrides CHATLENS_REDIS_URL"),
+) -> None:
+    """Run RQ's cron scheduler with the nightly evaluation (eval/nightly.py)."""
+    from eval.cron import build_scheduler
+
+    settings = get_settings()
+    build_scheduler(connect(redis_url or settings.redis_url)).start()

@@ -1,0 +1,70 @@
+"""`evaluate_run`: read a run's true labels and predictions from Redis, score every model, write it all."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from redis import Redis
+
+from chatlens.errors import ChatlensError
+from chatlens.settings import Settings
+from chatlens.store import RunStore
+from eval.metrics import ModelMetrics, score
+from eval.report import plot_confusion, write_report
+
+
+def score_run(store: RunStore, run: str) -> tuple[int, list[ModelMetrics]]:
+    messages = store.messages(run)
+    scored: list[ModelMetrics] = []
+    for model in store.models(run):
+        predictions = store.predictions(run, model)
+        labelled = [
+            (m.label, predictions[mid].label) for mid, m in messages.items() if m.label and mid in predictions
+        ]
+        scored.append(
+            score(
+                model,
+                [t for t, _ in labelled],
+                [p for _, p in labelled],
+                results=sum(1 for mid in predictions if mid in messages),
+                enqueued=len(messages),
+                errors=len(store.errors(run, model)),
+                versions=sorted({p.model_version for p in predictions.values()}),
+            )
+        )
+    return len(messages), scored
+
+
+def evaluate_run(connection: Redis, settings: Settings, run: str, out_dir: Path, track: bool = True) -> dict:
+    store = RunStore(connection, settings.result_ttl_s)
+    info = store.run_info(run)
+    if info is None:
+        raise ChatlensError(
+            f"no run named {run!r} in Redis; produce it first with `chatlens produce FILE --run {run}`"
+        )
+    enqueued, models = score_run(store, run)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    document = {
+        "run": run,
+        "messages": enqueued,
+        "dataset_hash": info.dataset_hash,
+        "models": {m.model: m.summary() for m in models},
+    }
+    (out_dir / "metrics.json").write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+    write_report(out_dir / "report.md", run, enqueued, models)
+    for m in models:
+        plot_confusion(out_dir / f"confusion_{m.model}.png", m, run)
+    if track and models:
+        from eval.tracking import log_evaluation
+
+        document["mlflow_run_ids"] = log_evaluation(
+            settings.mlflow_tracking_uri,
+            settings.mlflow_experiment,
+            run,
+            info.dataset_hash,
+            enqueued,
+            models,
+            out_dir,
+        )
+    return document

@@ -1,0 +1,65 @@
+"""Logging an evaluation to MLflow: one run per model, with the same figures and files as on disk."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+from chatlens.errors import ServiceUnavailable
+from eval.metrics import ModelMetrics
+
+
+def log_evaluation(
+    tracking_uri: str,
+    experiment: str,
+    run: str,
+    dataset_hash: str,
+    enqueued: int,
+    models: list[ModelMetrics],
+    out_dir: Path,
+) -> list[str]:
+    """Return the MLflow run ids."""
+    # MLflow prints migration chatter and telemetry notices on first use; keep the command's output clean.
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    import mlflow
+
+    # mlflow configures its loggers on import, so quieten them after it.
+    for name in ("mlflow", "alembic"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+    mlflow.set_tracking_uri(tracking_uri)
+    try:
+        mlflow.set_experiment(experiment)
+    except Exception as exc:  # sqlalchemy or HTTP errors, by backend
+        raise ServiceUnavailable(
+            f"cannot use MLflow at {tracking_uri} ({type(exc).__name__}: {exc})"
+        ) from exc
+    run_ids: list[str] = []
+    for m in models:
+        with mlflow.start_run(run_name=f"{run}/{m.model}") as active:
+            mlflow.log_params(
+                {
+                    "run": run,
+                    "model": m.model,
+                    "model_version": ", ".join(m.model_versions),
+                    "dataset_hash": dataset_hash,
+                    "messages": enqueued,
+                }
+            )
+            mlflow.log_metrics(
+                {
+                    "accuracy": m.accuracy,
+                    "macro_f1": m.macro_f1,
+                    "weighted_f1": m.weighted_f1,
+                    "coverage": m.coverage,
+                    "n": m.n,
+                    "errors": m.errors,
+                }
+            )
+            mlflow.set_tags({"chatlens.kind": "classification-eval", "chatlens.run": run})
+            for name in ("metrics.json", "report.md", f"confusion_{m.model}.png"):
+                if (out_dir / name).exists():
+                    mlflow.log_artifact(str(out_dir / name))
+            run_ids.append(active.info.run_id)
+    return run_ids

@@ -1,0 +1,5 @@
+import typer
+
+from producer.cli import produce
+
+typer.run(produce)

@@ -1,0 +1,126 @@
+"""Cleaning: drop missing and duplicate rows, reject malformed ones. Every row is accounted for."""
+
+from __future__ import annotations
+
+import csv
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from chatlens import LABELS
+
+_CANONICAL_LABELS = {label.casefold(): label for label in LABELS}
+
+
+@dataclass(frozen=True)
+class Reject:
+    row: int
+    field: str
+    reason: str
+    conversation_id: str | None
+    message: str
+
+
+@dataclass
+class CleanResult:
+    rows: pd.DataFrame  # row, conversation_id, position, message, label
+    dropped_missing: int
+    dropped_duplicate: int
+    rejects: list[Reject]
+
+
+def clean(frame: pd.DataFrame, max_chars: int) -> CleanResult:
+    frame = frame.copy()
+    # Position is the turn's index in its conversation in file order, taken before any row is dropped,
+    # so that message ids stay the same whatever sample or split is later taken of the same file.
+    frame["position"] = frame.groupby(frame["conversation_id"].fillna("\x00"), sort=False).cumcount()
+
+    missing = frame["message"].map(_is_missing) & frame["problem"].isna()
+    dropped_missing = int(missing.sum())
+    frame = frame[~missing]
+
+    rejects: list[Reject] = []
+    keep: list[bool] = []
+    labels: list[str | None] = []
+    for row in frame.itertuples(index=False):
+        problem = (
+            ("row", row.problem)
+            if isinstance(row.problem, str)
+            else _row_problem(row.conversation_id, row.message, max_chars)
+        )
+        label, label_problem = _canonical_label(row.label)
+        problem = problem or label_problem
+        if problem:
+            field, reason = problem
+            rejects.append(Reject(row.row, field, reason, row.conversation_id, _printable(row.message)))
+        keep.append(problem is None)
+        labels.append(label)
+    frame = frame.assign(label=labels)[keep]
+
+    duplicate = frame.duplicated(subset=["conversation_id", "message", "label"], keep="first")
+    dropped_duplicate = int(duplicate.sum())
+    frame = frame[~duplicate].reset_index(drop=True)
+    return CleanResult(
+        rows=frame[["row", "conversation_id", "position", "message", "label"]],
+        dropped_missing=dropped_missing,
+        dropped_duplicate=dropped_duplicate,
+        rejects=rejects,
+    )
+
+
+def _is_missing(value: object) -> bool:
+    if value is None:
+        return True
+    if isinstance(value, float) and pd.isna(value):
+        return True
+    return isinstance(value, str) and not value.strip()
+
+
+def _row_problem(conversation_id: str | None, message: object, max_chars: int) -> tuple[str, str] | None:
+    if conversation_id is None:
+        return "conversation_id", "conversation_id is missing"
+    if _has_invalid_utf8(conversation_id):
+        return "conversation_id", "conversation_id is not valid UTF-8"
+    if not isinstance(message, str):
+        return "message", f"message is not text (got {type(message).__name__})"
+    if _has_invalid_utf8(message):
+        return "message", "message is not valid UTF-8"
+    if len(message) > max_chars:
+        return "message", f"message has {len(message)} characters, over the limit of {max_chars}"
+    return None
+
+
+def _canonical_label(value: object) -> tuple[str | None, tuple[str, str] | None]:
+    if _is_missing(value):
+        return None, None
+    if not isinstance(value, str):
+        return None, ("sentiment", f"label is not text (got {type(value).__name__})")
+    label = _CANONICAL_LABELS.get(value.strip().casefold())
+    if label is None:
+        return None, ("sentiment", f"unknown label {value.strip()!r}; expected one of: {', '.join(LABELS)}")
+    return label, None
+
+
+def _has_invalid_utf8(text: str) -> bool:
+    return any("\udc80" <= ch <= "\udcff" for ch in text)
+
+
+def _printable(value: object) -> str:
+    text = value if isinstance(value, str) else repr(value)
+    return text.encode("utf-8", errors="surrogateescape").decode("utf-8", errors="backslashreplace")[:500]
+
+
+def write_rejects(path: Path, rejects: list[Reject]) -> None:
+    """Written whole or not at all: a temp file renamed over the target."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(
+        "w", newline="", encoding="utf-8", dir=path.parent, delete=False, suffix=".tmp"
+    ) as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["row", "field", "reason", "conversation_id", "message"])
+        for r in rejects:
+            writer.writerow([r.row, r.field, r.reason, r.conversation_id or "", r.message])
+    os.replace(handle.name, path)

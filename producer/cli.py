@@ -1,0 +1,154 @@
+"""`chatlens produce`: file -> clean -> sample/split -> Redis."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from enum import StrEnum
+from pathlib import Path
+
+import pandas as pd
+import typer
+
+from chatlens.connection import connect
+from chatlens.console import err, out, progress_bar, user_errors
+from chatlens.errors import ChatlensError
+from chatlens.keys import check_run_name
+from chatlens.schemas import ProduceCounts
+from chatlens.settings import get_settings
+from producer.cleaning import clean, write_rejects
+from producer.enqueue import enqueue_messages, queues_without_workers, record_run, to_messages
+from producer.reader import Columns, read_messages
+from producer.sampling import stratified_sample, stratified_split
+
+
+class Split(StrEnum):
+    all = "all"
+    train = "train"
+    test = "test"
+
+
+@user_errors
+def produce(
+    file: Path = typer.Argument(..., help="CSV, JSONL or Parquet file of messages"),
+    run: str = typer.Option(..., "--run", help="run name: results and eval are kept per run"),
+    sample_frac: float = typer.Option(
+        1.0, min=0.0, max=1.0, help="stratified sample by label (0.2 = the seed)"
+    ),
+    test_frac: float = typer.Option(0.3, min=0.0, max=1.0, help="test share for --split"),
+    split: Split = typer.Option(Split.all, help="all = no split; train/test = enqueue that part only"),
+    seed: int = typer.Option(0, help="seed of the sample and the split"),
+    batch_size: int | None = typer.Option(None, min=1, help="messages per micro-batch [default: 64]"),
+    out_dir: Path | None = typer.Option(
+        None, help="write train.csv/test.csv of the split and the rejects here"
+    ),
+    id_column: str = typer.Option("conversation_id", help="column holding the conversation id"),
+    message_column: str = typer.Option("message", help="column holding the message text"),
+    label_column: str = typer.Option("sentiment", help="column holding the true label (optional)"),
+    redis_url: str | None = typer.Option(None, help="overrides CHATLENS_REDIS_URL"),
+) -> None:
+    """Read FILE, drop empty and duplicate rows, and enqueue the messages in micro-batches."""
+    produce_file(
+        file,
+        run,
+        sample_frac,
+        test_frac,
+        split,
+        seed,
+        batch_size,
+        out_dir,
+        Columns(id_column, message_column, label_column),
+        redis_url,
+    )
+
+
+def produce_file(
+    file: Path,
+    run: str,
+    sample_frac: float = 1.0,
+    test_frac: float = 0.3,
+    split: Split = Split.all,
+    seed: int = 0,
+    batch_size: int | None = None,
+    out_dir: Path | None = None,
+    columns: Columns = Columns(),
+    redis_url: str | None = None,
+    warn_idle_queues: bool = True,
+) -> ProduceCounts:
+    settings = get_settings()
+    if batch_size is not None:
+        settings = settings.model_copy(update={"batch_size": batch_size})
+    try:
+        check_run_name(run)
+    except ValueError as exc:
+        raise ChatlensError(str(exc)) from None
+
+    frame = read_messages(file, columns)
+    cleaned = clean(frame, settings.max_message_chars)
+    rows = stratified_sample(cleaned.rows, sample_frac, seed)
+    train, test = stratified_split(rows, test_frac, seed)
+    chosen = {Split.all: rows, Split.train: train, Split.test: test}[split]
+    messages = to_messages(chosen)
+    # Connect before writing anything, so an unreachable Redis leaves no files behind.
+    connection = connect(redis_url or settings.redis_url)
+
+    rejects_path = (out_dir or Path.cwd()) / f"chatlens-rejects-{run}.csv"
+    if cleaned.rejects:
+        write_rejects(rejects_path, cleaned.rejects)
+    if out_dir is not None and split is not Split.all:
+        _write_split(out_dir, train, test, columns)
+
+    with progress_bar() as progress:
+        task = progress.add_task(f"enqueue {run}", total=max(1, -(-len(messages) // settings.batch_size)))
+        outcome = enqueue_messages(
+            connection, settings, run, messages, on_batch=lambda n: progress.advance(task, n)
+        )
+        progress.update(task, total=max(1, outcome.batches), completed=outcome.batches)
+    record_run(connection, settings, run, source=str(file))
+
+    counts = ProduceCounts(
+        read=len(frame),
+        dropped_missing=cleaned.dropped_missing,
+        dropped_duplicate=cleaned.dropped_duplicate,
+        rejected=len(cleaned.rejects),
+        not_selected=len(cleaned.rows) - len(chosen),
+        enqueued=outcome.enqueued,
+        already_present=outcome.already_present,
+        batches=outcome.batches,
+    )
+    out.print(
+        f"read {counts.read} / dropped-missing {counts.dropped_missing} / "
+        f"dropped-duplicate {counts.dropped_duplicate} / rejected {counts.rejected} / "
+        f"not-selected {counts.not_selected} / enqueued {counts.enqueued} / "
+        f"already-present {counts.already_present}  ({counts.batches} batches)",
+        highlight=False,
+        soft_wrap=True,
+    )
+    if cleaned.rejects:
+        err.print(f"rejected rows are listed in {rejects_path}", highlight=False, soft_wrap=True)
+    idle = queues_without_workers(connection, settings) if outcome.batches and warn_idle_queues else []
+    if idle:
+        err.print(
+            f"[yellow]warning:[/] no live worker on {', '.join(idle)}; start one with "
+            f"`chatlens worker --queue {idle[0]}`",
+            highlight=False,
+            soft_wrap=True,
+        )
+    return counts
+
+
+def _write_split(out_dir: Path, train: pd.DataFrame, test: pd.DataFrame, columns: Columns) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for name, part in (("train", train), ("test", test)):
+        frame = part.rename(
+            columns={
+                "conversation_id": columns.conversation_id,
+                "message": columns.message,
+                "label": columns.label,
+            }
+        )[[columns.conversation_id, columns.message, columns.label]]
+        with tempfile.NamedTemporaryFile(
+            "w", dir=out_dir, suffix=".tmp", delete=False, encoding="utf-8"
+        ) as h:
+            frame.to_csv(h, index=False)
+        os.replace(h.name, out_dir / f"{name}.csv")

@@ -1,0 +1,165 @@
+"""Reading CSV, JSONL and Parquet files of chat messages into one row-numbered frame.
+
+File-level problems (missing, empty, not text, not the format, missing columns) raise `ChatlensError`
+with one line that names the problem and the fix. Row-level problems are left for `cleaning` to count.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from chatlens.errors import ChatlensError
+
+# Rows are decoded with surrogateescape so that one bad byte rejects one row, not the whole file.
+_ENCODING_ERRORS = "surrogateescape"
+# Column for a row the parser could not read whole (a CSV row with the wrong field count, a JSONL line
+# that is not an object): `cleaning` rejects it with this reason.
+PROBLEM = "__problem"
+
+
+@dataclass(frozen=True)
+class Columns:
+    conversation_id: str = "conversation_id"
+    message: str = "message"
+    label: str = "sentiment"
+
+
+def read_messages(path: Path, columns: Columns) -> pd.DataFrame:
+    """Return columns row (1-based data row), conversation_id, message, label (None where absent), problem."""
+    if not path.exists():
+        raise ChatlensError(f"{path}: no such file; check the path")
+    if path.is_dir():
+        raise ChatlensError(f"{path}: is a directory; pass a .csv, .jsonl or .parquet file")
+    suffix = path.suffix.lower()
+    if suffix == ".parquet":
+        frame = _read_parquet(path)
+    else:
+        text = _read_text(path)
+        frame = _read_jsonl(path, text) if suffix in {".jsonl", ".ndjson"} else _read_csv(path, text)
+    return _select_columns(path, frame, columns)
+
+
+def _read_text(path: Path) -> str:
+    data = path.read_bytes()
+    if not data.strip():
+        raise ChatlensError(
+            f"{path}: the file is empty; give a file with a header row and at least one message"
+        )
+    if data[:2] in (b"\xff\xfe", b"\xfe\xff") or b"\x00" in data[:4096]:
+        raise ChatlensError(
+            f"{path}: not UTF-8 text (UTF-16 or binary); re-save it as UTF-8, e.g. iconv -f UTF-16 -t UTF-8"
+        )
+    text = data.decode("utf-8", errors=_ENCODING_ERRORS).removeprefix("\ufeff")
+    lines = text.splitlines()
+    bad = sum(1 for line in lines if _has_invalid_utf8(line))
+    if _has_invalid_utf8(lines[0]) or bad > len(lines) / 2:
+        raise ChatlensError(
+            f"{path}: not UTF-8 ({bad} of {len(lines)} lines have invalid bytes); "
+            "convert it, e.g. iconv -f LATIN1 -t UTF-8"
+        )
+    return text
+
+
+def _has_invalid_utf8(text: str) -> bool:
+    return any("\udc80" <= ch <= "\udcff" for ch in text)
+
+
+def _read_csv(path: Path, text: str) -> pd.DataFrame:
+    # The csv module rather than pandas: a row with the wrong number of fields must reject that row,
+    # where pandas would silently shift it into an index column or drop fields.
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    try:
+        rows = [row for row in reader if row]
+    except csv.Error as exc:
+        raise ChatlensError(
+            f"{path}: not a valid CSV (line {reader.line_num}: {exc}); check the quoting of that line"
+        ) from exc
+    header, body = rows[0], rows[1:]
+    ragged = [i for i, row in enumerate(body) if len(row) != len(header)]
+    if body and len(ragged) > len(body) / 2:
+        raise ChatlensError(
+            f"{path}: not a valid CSV ({len(ragged)} of {len(body)} rows do not have the header's "
+            f"{len(header)} fields); give a comma-separated file with a header row"
+        )
+    problems: list[str | None] = [None] * len(body)
+    for i in ragged:
+        problems[i] = (
+            f"row has {len(body[i])} fields, the header has {len(header)}; quote messages with commas"
+        )
+        body[i] = (body[i] + [""] * len(header))[: len(header)]
+    frame = pd.DataFrame(body, columns=header, dtype=object)
+    frame[PROBLEM] = pd.Series(problems, dtype=object)
+    return frame
+
+
+def _read_jsonl(path: Path, text: str) -> pd.DataFrame:
+    records: list[dict] = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            value = json.loads(line)
+        except json.JSONDecodeError:
+            value = None
+        if isinstance(value, dict):
+            records.append({**value, PROBLEM: None})
+        else:
+            records.append({PROBLEM: f"line {number} is not a JSON object"})
+    bad = sum(1 for r in records if r[PROBLEM])
+    if bad > len(records) / 2:
+        raise ChatlensError(
+            f"{path}: not valid JSON Lines ({bad} of {len(records)} lines are not JSON objects); "
+            'each line must be one object such as {"conversation_id": 1, "message": "..."}'
+        )
+    return pd.DataFrame.from_records(records)
+
+
+def _read_parquet(path: Path) -> pd.DataFrame:
+    try:
+        return pd.read_parquet(path)
+    except Exception as exc:  # pyarrow raises several unrelated types for a bad file
+        raise ChatlensError(
+            f"{path}: not a readable Parquet file ({type(exc).__name__}); check the file"
+        ) from exc
+
+
+def _select_columns(path: Path, frame: pd.DataFrame, columns: Columns) -> pd.DataFrame:
+    found = [str(c) for c in frame.columns if c != PROBLEM]
+    missing = [c for c in (columns.conversation_id, columns.message) if c not in found]
+    if missing:
+        shown = ", ".join(found[:6]) + (", ..." if len(found) > 6 else "")
+        raise ChatlensError(
+            f"{path}: missing column(s) {', '.join(missing)} (found: {shown or 'none'}); "
+            "name them with --id-column / --message-column"
+        )
+    if frame.empty:
+        raise ChatlensError(f"{path}: has a header but no rows; give at least one message")
+    n = len(frame)
+    # object dtype throughout: pandas' default Arrow strings cannot hold the undecodable bytes that
+    # `cleaning` must still see (and reject) row by row.
+    out = pd.DataFrame(
+        {
+            "row": list(range(1, n + 1)),
+            "conversation_id": [_conversation_id(v) for v in frame[columns.conversation_id].tolist()],
+            "message": frame[columns.message].tolist(),
+            "label": frame[columns.label].tolist() if columns.label in found else [None] * n,
+            "problem": frame[PROBLEM].tolist() if PROBLEM in frame else [None] * n,
+        },
+        dtype=object,
+    )
+    return out
+
+
+def _conversation_id(value: object) -> str | None:
+    if value is None or (isinstance(value, float) and pd.isna(value)):
+        return None
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))  # a Parquet/JSON int column with gaps comes back as float
+    text = str(value).strip()
+    return text or None

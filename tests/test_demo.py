@@ -1,0 +1,20 @@
+"""The embedded default: `chatlens demo` with no Redis and no download."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from chatlens.cli import app
+
+
+def test_demo_runs_the_whole_path_in_process(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["demo", "--out", str(tmp_path / "demo")])
+    assert result.exit_code == 0, result.output
+    assert "in-process Redis (fakeredis)" in result.output
+    assert "enqueued 95" in result.output
+    metrics = json.loads((tmp_path / "demo" / "metrics.json").read_text())
+    assert metrics["models"]["minilm-head"]["coverage"] == 1.0
+    assert "# chatlens evaluation: run `demo`" in result.output

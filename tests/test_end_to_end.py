@@ -1,0 +1,57 @@
+"""produce -> a worker subprocess -> eval -> results, all through the `chatlens` command, on a real Redis."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+from pathlib import Path
+
+import redis
+
+from chatlens import keys
+from chatlens.demo import EXAMPLE_FILE
+from tests.conftest import chatlens_cmd, subprocess_env
+
+
+def chatlens(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run(chatlens_cmd(*args), env=env, capture_output=True, text=True, timeout=600)
+
+
+def test_produce_worker_eval(redis_url: str, tmp_path: Path) -> None:
+    env = subprocess_env(CHATLENS_REDIS_URL=redis_url)
+    produced = chatlens("produce", str(EXAMPLE_FILE), "--run", "e2e", "--batch-size", "8", env=env)
+    assert produced.returncode == 0, produced.stderr
+    assert (
+        "read 97 / dropped-missing 1 / dropped-duplicate 1 / rejected 0 / not-selected 0 / enqueued 95"
+        in (produced.stdout)
+    )
+
+    worked = chatlens("worker", "--burst", "--threads", "1", env=env)
+    assert worked.returncode == 0, worked.stderr
+
+    connection = redis.Redis.from_url(redis_url)
+    message_ids = set(connection.hkeys(keys.messages("e2e")))
+    result_ids = connection.hkeys(keys.results("e2e", "minilm-head"))
+    assert len(message_ids) == 95
+    assert (
+        len(result_ids) == len(set(result_ids)) == 95 and set(result_ids) == message_ids
+    )  # exactly one each
+
+    out = tmp_path / "report"
+    evaluated = chatlens("eval", "--run", "e2e", "--out", str(out), env=env)
+    assert evaluated.returncode == 0, evaluated.stderr
+    metrics = json.loads((out / "metrics.json").read_text())
+    model = metrics["models"]["minilm-head"]
+    assert metrics["messages"] == 95 and model["n"] == 95 and model["coverage"] == 1.0
+    assert 0 < model["accuracy"] <= 1 and sum(map(sum, model["confusion_matrix"])) == 95
+    assert (out / "confusion_minilm-head.png").exists() and (out / "report.md").exists()
+
+    exported = chatlens("results", "--run", "e2e", "--output", str(tmp_path / "r.csv"), env=env)
+    assert exported.returncode == 0, exported.stderr
+    with (tmp_path / "r.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 95 and {r["model"] for r in rows} == {"minilm-head"}
+
+    again = chatlens("produce", str(EXAMPLE_FILE), "--run", "e2e", env=env)
+    assert "enqueued 0 / already-present 95" in again.stdout

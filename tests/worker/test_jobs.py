@@ -1,0 +1,75 @@
+"""classify_batch through RQ's SimpleWorker on fakeredis: one result per message, retries, bad messages."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from rq import Queue
+from rq.serializers import JSONSerializer
+
+from chatlens.connection import FAKE_URL, connect
+from chatlens.demo import EXAMPLE_FILE
+from chatlens.settings import get_settings
+from chatlens.store import RunStore
+from producer.cli import produce_file
+from worker.classifier import MiniLMClassifier, Output
+from worker.runner import build_worker, default_queues
+
+
+@pytest.fixture
+def fake():
+    connection = connect(FAKE_URL)
+    connection.flushall()
+    return connection
+
+
+def work(connection) -> None:
+    settings = get_settings()
+    build_worker(default_queues(settings), settings, connection).work(burst=True, logging_level="WARNING")
+
+
+def test_every_message_gets_exactly_one_result(fake) -> None:
+    counts = produce_file(EXAMPLE_FILE, "ex", batch_size=16, redis_url=FAKE_URL)
+    work(fake)
+    store = RunStore(fake, 3600)
+    predictions = store.predictions("ex", MiniLMClassifier.name)
+    assert set(predictions) == set(store.messages("ex")) and len(predictions) == counts.enqueued
+    first = next(iter(predictions.values()))
+    assert first.model == "minilm-head" and first.batch_size <= 16 and first.batch_latency_ms > 0
+
+
+def test_a_retried_batch_leaves_one_result_per_message(fake, tmp_path: Path) -> None:
+    path = tmp_path / "m.csv"
+    path.write_text("conversation_id,message\n" + "".join(f"1,message number {i}\n" for i in range(5)))
+    produce_file(path, "retry", batch_size=5, redis_url=FAKE_URL)
+    queue = Queue("classify-default", connection=fake, serializer=JSONSerializer)
+    (job,) = queue.get_jobs()
+    # The same batch again, as a retry after a crash between the write and the job's completion.
+    queue.enqueue_call(job.func_name, kwargs=job.kwargs)
+    work(fake)
+    store = RunStore(fake, 3600)
+    assert store.result_count("retry", "minilm-head") == 5
+    assert len(fake.hkeys("chatlens:run:retry:results:minilm-head")) == 5
+
+
+def test_a_bad_message_is_recorded_and_the_rest_go_on(fake, tmp_path: Path, monkeypatch) -> None:
+    original = MiniLMClassifier.predict
+
+    def fragile(self, texts: list[str]) -> list[Output]:
+        if any("BOOM" in t for t in texts):
+            raise ValueError("cannot handle BOOM")
+        return original(self, texts)
+
+    monkeypatch.setattr(MiniLMClassifier, "predict", fragile)
+    path = tmp_path / "m.csv"
+    path.write_text("conversation_id,message\n1,fine one\n1,BOOM\n1,fine two\n2,fine three\n")
+    produce_file(path, "bad", batch_size=10, redis_url=FAKE_URL)
+    work(fake)
+    store = RunStore(fake, 3600)
+    assert store.result_count("bad", "minilm-head") == 3
+    (error,) = store.errors("bad", "minilm-head").values()
+    assert error.error == "ValueError: cannot handle BOOM"
+    assert store.messages("bad")[error.message_id].text == "BOOM"
+    failed = Queue("classify-default", connection=fake, serializer=JSONSerializer).failed_job_registry
+    assert failed.count == 0

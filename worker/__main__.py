@@ -1,0 +1,5 @@
+import typer
+
+from worker.cli import worker
+
+typer.run(worker)

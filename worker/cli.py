@@ -1,0 +1,119 @@
+"""`chatlens worker`, `chatlens train` and `chatlens bench`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from chatlens.connection import connect
+from chatlens.console import out, progress_bar, user_errors
+from chatlens.settings import get_settings
+from worker.runner import default_queues, run_worker
+
+
+@user_errors
+def worker(
+    queue: list[str] | None = typer.Option(
+        None, "--queue", "-q", help="queue(s) to serve [default: classify-<each enabled classifier>]"
+    ),
+    burst: bool = typer.Option(False, help="stop once the queues are empty"),
+    threads: int | None = typer.Option(None, min=1, help="torch threads for this worker (see README)"),
+    name: str | None = typer.Option(None, help="worker name [default: RQ's]"),
+    log_level: str = typer.Option("INFO", help="DEBUG, INFO, WARNING or ERROR"),
+    redis_url: str | None = typer.Option(None, help="overrides CHATLENS_REDIS_URL"),
+) -> None:
+    """Serve the queues, loading each model once for the life of the process."""
+    settings = get_settings()
+    connection = connect(redis_url or settings.redis_url)
+    run_worker(
+        queue or default_queues(settings), settings, connection, burst, threads, name, log_level.upper()
+    )
+
+
+@user_errors
+def train(
+    train_file: Path | None = typer.Option(
+        None, "--train", help="labelled CSV [default: CHATLENS_TRAIN_FILE]"
+    ),
+    out_dir: Path | None = typer.Option(
+        None, "--out", help="where head.safetensors/head.json go [default: the committed head]"
+    ),
+    epochs: int | None = typer.Option(None, min=1, help="[default: 40]"),
+    hidden_dim: int | None = typer.Option(None, min=0, help="0 = a linear head [default: 256]"),
+    class_weight_power: float | None = typer.Option(
+        None, min=0.0, max=1.0, help="loss weight ~ (1/class frequency)^power [default: 0.5]"
+    ),
+    max_accuracy_drop: float | None = typer.Option(
+        None, min=0.0, help="validation accuracy the macro-F1 offsets may cost [default: 0.03]"
+    ),
+    val_frac: float | None = typer.Option(None, min=0.01, max=0.5, help="[default: 0.15]"),
+    seed: int | None = typer.Option(None, help="[default: 0]"),
+    threads: int | None = typer.Option(None, min=1, help="torch threads"),
+) -> None:
+    """Train the default model's head on frozen MiniLM embeddings (validation slice from the train file)."""
+    import torch
+
+    from worker.head import DEFAULT_HEAD_DIR
+    from worker.train import TrainOptions, train_head
+
+    settings = get_settings()
+    if threads:
+        torch.set_num_threads(threads)
+    chosen = {
+        "epochs": epochs,
+        "hidden_dim": hidden_dim,
+        "class_weight_power": class_weight_power,
+        "max_accuracy_drop": max_accuracy_drop,
+        "val_frac": val_frac,
+        "seed": seed,
+    }
+    options = TrainOptions(
+        train_file=train_file or settings.train_file,
+        out_dir=out_dir or DEFAULT_HEAD_DIR,
+        encoder=settings.encoder_path,
+        max_length=settings.max_length,
+        **{k: v for k, v in chosen.items() if v is not None},
+    )
+    with progress_bar() as progress:
+        tasks: dict[str, int] = {}
+
+        def report(stage: str, done: int, total: int) -> None:
+            key = stage.split(" ")[0]
+            if key not in tasks:
+                tasks[key] = progress.add_task(stage, total=total)
+            progress.update(tasks[key], completed=done, description=stage)
+
+        result = train_head(options, report)
+    v0, v1 = result["validation_before_offsets"], result["validation"]
+    out.print(
+        f"validation ({result['validation_rows']} rows): "
+        f"accuracy {v0['accuracy']:.3f} / macro-F1 {v0['macro_f1']:.3f} -> "
+        f"with offsets {v1['accuracy']:.3f} / {v1['macro_f1']:.3f}; best epoch {result['best_epoch']}; "
+        f"{result['seconds']} s ({result['embed_seconds']} s embedding)",
+        highlight=False,
+        soft_wrap=True,
+    )
+    out.print(f"head {result['version']} written to {options.out_dir}", highlight=False, soft_wrap=True)
+
+
+@user_errors
+def bench(
+    messages: int = typer.Option(
+        2000, "--messages", min=64, help="messages measured, the same for all three"
+    ),
+    json_file: Path | None = typer.Option(
+        None, "--json", help="write the figures here (and a PNG beside it)"
+    ),
+    file: Path | None = typer.Option(None, help="messages to use [default: CHATLENS_TEST_FILE]"),
+    threads: int = typer.Option(2, min=1, help="torch threads, the same for all three"),
+    redis_url: str | None = typer.Option(None, help="use this Redis [default: a private redis-server]"),
+) -> None:
+    """Messages/s of the default model: bare batched, full pipeline, and the seed's one-at-a-time way."""
+    from worker.bench import run_bench, save
+
+    settings = get_settings()
+    result = run_bench(settings, file or settings.test_file, messages, threads, redis_url)
+    save(result, json_file)
+    for key, value in result.items():
+        out.print(f"{key:>30}  {value}", highlight=False, soft_wrap=True)

@@ -1,0 +1,78 @@
+"""RQ job functions. Plain importable functions taking JSON-able arguments."""
+
+from __future__ import annotations
+
+import resource
+import sys
+import time
+
+from rq import get_current_job
+
+from chatlens.schemas import MessageError, MicroBatch, Prediction
+from chatlens.settings import get_settings
+from chatlens.store import RunStore, process_name
+from worker.classifier import Classifier, Output
+from worker.loaded import get_classifier
+
+
+def classify_batch(batch: dict, classifier: str) -> dict:
+    """Classify one micro-batch and write one result per message, in one Redis round trip.
+
+    A message the model fails on is recorded as an error for that message; the worker goes on.
+    """
+    job = get_current_job()
+    if job is None:
+        raise RuntimeError("classify_batch runs inside an RQ worker")
+    settings = get_settings()
+    micro = MicroBatch.model_validate(batch)
+    model = get_classifier(classifier, settings, job.connection)
+    texts = [item.text for item in micro.items]
+
+    started = time.perf_counter()
+    outputs, failures = _predict_guarded(model, texts)
+    latency_ms = (time.perf_counter() - started) * 1000.0
+
+    worker = process_name()
+    predictions = [
+        Prediction(
+            message_id=item.id,
+            model=model.name,
+            model_version=model.version,
+            label=out.label,
+            confidence=out.confidence,
+            batch_size=len(texts),
+            batch_latency_ms=round(latency_ms, 3),
+            worker=worker,
+        )
+        for item, out in zip(micro.items, outputs, strict=True)
+        if out is not None
+    ]
+    errors = [
+        MessageError(message_id=micro.items[i].id, model=model.name, error=reason)
+        for i, reason in failures.items()
+    ]
+    store = RunStore(job.connection, settings.result_ttl_s)
+    store.write_results(micro.run, model.name, predictions, errors)
+    store.record_peak_rss(peak_rss_mb())
+    return {"run": micro.run, "model": model.name, "predicted": len(predictions), "errors": len(errors)}
+
+
+def _predict_guarded(model: Classifier, texts: list[str]) -> tuple[list[Output | None], dict[int, str]]:
+    try:
+        return list(model.predict(texts)), {}
+    except Exception:
+        # Find the message(s) at fault rather than failing the whole batch.
+        outputs: list[Output | None] = []
+        failures: dict[int, str] = {}
+        for i, text in enumerate(texts):
+            try:
+                outputs.append(model.predict([text])[0])
+            except Exception as exc:
+                outputs.append(None)
+                failures[i] = f"{type(exc).__name__}: {exc}"[:500]
+        return outputs, failures
+
+
+def peak_rss_mb() -> float:
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024  # bytes on macOS, KiB on Linux

@@ -1,0 +1,37 @@
+"""The classifiers loaded in this process: each is built once, on first use, and kept.
+
+A worker preloads its classifiers before taking jobs, so a job only ever finds them here. Each load is
+counted in Redis, which is how the tests and `chatlens bench` prove there is one load per process.
+"""
+
+from __future__ import annotations
+
+from redis import Redis
+
+from chatlens.errors import ChatlensError
+from chatlens.settings import Settings
+from chatlens.store import RunStore
+from worker.classifier import Classifier, MiniLMClassifier
+
+_loaded: dict[str, Classifier] = {}
+
+KNOWN = ("default",)
+
+
+def build_classifier(key: str, settings: Settings) -> Classifier:
+    if key == "default":
+        return MiniLMClassifier(
+            head_dir=settings.head_path,
+            encoder=settings.encoder_path,
+            batch_size=settings.inference_batch_size,
+            max_length=settings.max_length,
+        )
+    raise ChatlensError(f"unknown classifier {key!r}; known: {', '.join(KNOWN)} (see CHATLENS_CLASSIFIERS)")
+
+
+def get_classifier(key: str, settings: Settings, connection: Redis) -> Classifier:
+    if key not in _loaded:
+        classifier = build_classifier(key, settings)
+        _loaded[key] = classifier
+        RunStore(connection, settings.result_ttl_s).record_model_load(classifier.name)
+    return _loaded[key]
