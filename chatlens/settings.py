@@ -12,6 +12,8 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from chatlens.errors import ChatlensError
 
 DEFAULT_REDIS_URL = "redis://localhost:6379/0"
+# The labelled Topical-Chat sample sits beside the repository, in ../shared/data.
+_SAMPLE_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "topical-chat-sample"
 
 
 class Settings(BaseSettings):
@@ -53,8 +55,8 @@ class Settings(BaseSettings):
     reports_dir: Path = Path("reports")
 
     # Data used by `train` and `bench` by default
-    train_file: Path = Path("../shared/data/topical-chat-sample/train.csv")
-    test_file: Path = Path("../shared/data/topical-chat-sample/test.csv")
+    train_file: Path = _SAMPLE_DATA / "train.csv"
+    test_file: Path = _SAMPLE_DATA / "test.csv"
 
     @field_validator("classifiers", "retry_intervals_s", mode="before")
     @classmethod
@@ -73,4 +75,5 @@ def get_settings() -> Settings:
     except ValidationError as exc:
         problem = exc.errors()[0]
         field = "CHATLENS_" + str(problem["loc"][0]).upper() if problem["loc"] else "a setting"
-        raise ChatlensError(f"{field}: {problem['msg']} (got {problem.get('input')!r}); fix the variable") from None
+        message = f"{field}: {problem['msg']} (got {problem.get('input')!r}); fix the variable"
+        raise ChatlensError(message) from None

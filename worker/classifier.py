@@ -26,7 +26,7 @@ class Classifier(Protocol):
 
 
 class MiniLMClassifier:
-    """The bundled all-MiniLM-L6-v2 encoder, frozen, with our trained head on its sentence embedding."""
+    """The bundled all-MiniLM-L6-v2 encoder, frozen, with our trained head on its pooled hidden states."""
 
     name = "minilm-head"
 
@@ -47,8 +47,8 @@ class MiniLMClassifier:
 
     @torch.inference_mode()
     def probabilities(self, texts: list[str]) -> torch.Tensor:
-        embeddings = torch.from_numpy(self.encoder.encode(texts))
-        return torch.softmax(self.head.adjusted_logits(embeddings), dim=-1)
+        features = torch.from_numpy(self.encoder.encode(texts, self.head.config.pooling))
+        return torch.softmax(self.head.adjusted_logits(features), dim=-1)
 
     def predict(self, texts: list[str]) -> list[Output]:
         confidence, index = self.probabilities(texts).max(dim=-1)

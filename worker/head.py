@@ -16,6 +16,7 @@ from pydantic import BaseModel
 from safetensors.torch import load_file, save_file
 
 from chatlens.errors import ChatlensError
+from worker.encoder import Pooling
 
 DEFAULT_HEAD_DIR = Path(__file__).parent / "default_head"
 WEIGHTS = "head.safetensors"
@@ -25,11 +26,12 @@ CARD = "head.json"
 class HeadConfig(BaseModel):
     labels: list[str]
     input_dim: int
+    pooling: Pooling = Pooling.LAYER_MEANS
     hidden_dim: int = 0  # 0 = a linear head
     dropout: float = 0.0
     encoder: str
     max_length: int
-    # Added to the logits at inference: the imbalance remedy chosen on the validation slice.
+    # Added to the logits at inference: -tau * log(class prior), tau chosen on the validation slice.
     logit_adjustment: list[float]
     training: dict[str, Any] = {}
 
@@ -51,13 +53,16 @@ class ClassifierHead(torch.nn.Module):
                 torch.nn.Dropout(config.dropout), torch.nn.Linear(config.input_dim, n)
             )
         self.register_buffer("adjustment", torch.tensor(config.logit_adjustment, dtype=torch.float32))
+        # Inputs are standardised with the training part's statistics, kept with the weights.
+        self.register_buffer("input_mean", torch.zeros(config.input_dim))
+        self.register_buffer("input_std", torch.ones(config.input_dim))
 
-    def forward(self, embeddings: torch.Tensor) -> torch.Tensor:
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
         """Raw logits, without the adjustment (training uses these)."""
-        return self.layers(embeddings)
+        return self.layers((features - self.input_mean) / self.input_std)
 
-    def adjusted_logits(self, embeddings: torch.Tensor) -> torch.Tensor:
-        return self.layers(embeddings) + self.adjustment
+    def adjusted_logits(self, features: torch.Tensor) -> torch.Tensor:
+        return self.forward(features) + self.adjustment
 
 
 def save_head(head: ClassifierHead, directory: Path) -> str:
