@@ -45,6 +45,48 @@ class Settings(BaseSettings):
     worker_ttl_s: int = Field(60, ge=20)
     maintenance_interval_s: int = Field(60, ge=10)
 
+    # Hugging Face classifiers (worker side): where and how they run
+    device: str = Field("auto", description="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps")
+    dtype: str = Field("auto", description="auto (float32 on CPU, bfloat16/float16 on GPU) or explicit")
+    sdpa: bool = Field(True, description="scaled-dot-product attention where the architecture has it")
+    quantize_int8: bool = Field(False, description="dynamic int8 Linear layers (CPU only)")
+
+    # Zero-shot NLI classifier (queue classify-zeroshot)
+    zeroshot_model: str = "facebook/bart-large-mnli"
+    zeroshot_template: str = "The speaker of this message feels {}."
+    zeroshot_verbs: dict[str, str] = Field(
+        default_factory=lambda: {
+            "Curious to dive deeper": "curious",
+            "Neutral": "neutral",
+            "Surprised": "surprised",
+            "Happy": "happy",
+            "Sad": "sad",
+            "Disgusted": "disgusted",
+            "Fearful": "afraid",
+            "Angry": "angry",
+        }
+    )
+    zeroshot_batch_size: int = Field(64, ge=1, description="(message, hypothesis) pairs per forward pass")
+
+    # go_emotions classifier (queue classify-emotion); the mapping is the seed's
+    emotion_model: str = "SamLowe/roberta-base-go_emotions"
+    emotion_mapping: dict[str, str] = Field(
+        default_factory=lambda: {
+            "curiosity": "Curious to dive deeper",
+            "joy": "Happy",
+            "neutral": "Neutral",
+            "surprise": "Surprised",
+            "disgust": "Disgusted",
+            "sadness": "Sad",
+            "fear": "Fearful",
+            "anger": "Angry",
+        }
+    )
+    emotion_other_label: str | None = Field(
+        None, description="let the other 20 labels compete under this label"
+    )
+    emotion_batch_size: int = Field(64, ge=1)
+
     # Storage
     result_ttl_s: int = Field(30 * 24 * 3600, ge=60, description="lifetime of a run's keys in Redis")
 

@@ -63,7 +63,7 @@ def results(
     output: Path | None = typer.Option(None, "--output", "-o", help="file to write [default: stdout]"),
     redis_url: str | None = typer.Option(None, help="overrides CHATLENS_REDIS_URL"),
 ) -> None:
-    """Export RUN's predictions, one row per message and model."""
+    """Export RUN's predictions: one record per message, with every model's prediction."""
     settings = get_settings()
     store = RunStore(connect(redis_url or settings.redis_url), settings.result_ttl_s)
     if store.run_info(run) is None:
@@ -74,7 +74,7 @@ def results(
 
     count = export_results(store, run, format.value, output)
     if output is not None:
-        err.print(f"wrote {count} rows to {output}", highlight=False, soft_wrap=True)
+        err.print(f"wrote {count} messages to {output}", highlight=False, soft_wrap=True)
 
 
 @user_errors

@@ -29,8 +29,8 @@ from chatlens.connection import connect
 from chatlens.errors import ChatlensError
 from chatlens.settings import Settings
 from chatlens.store import RunStore
-from worker.classifier import MiniLMClassifier
 from worker.encoder import Pooling, mean_pool
+from worker.minilm import MiniLMClassifier
 
 
 def load_texts(path: Path, count: int) -> list[str]:
@@ -249,4 +249,27 @@ def plot_bench(result: dict, path: Path) -> None:
 def save(result: dict, json_path: Path | None) -> None:
     if json_path is not None:
         json_path.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-        plot_bench(result, json_path.with_suffix(".png"))
+        if "msgs_per_s" in result:
+            plot_variants(result, json_path.with_suffix(".png"))
+        else:
+            plot_bench(result, json_path.with_suffix(".png"))
+
+
+def plot_variants(result: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names, values = list(result["msgs_per_s"]), list(result["msgs_per_s"].values())
+    fig, ax = plt.subplots(figsize=(7, 0.6 * len(names) + 1.2))
+    bars = ax.barh(names, values, color="#4c72b0")
+    ax.bar_label(bars, fmt="%.1f msg/s", padding=3)
+    ax.set_xlabel("messages per second")
+    ax.set_title(
+        f"{result['backend']} on {result['device']}, {result['threads']} threads, {result['weights']}"
+    )
+    ax.set_xlim(0, max(values) * 1.35)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

@@ -1,15 +1,10 @@
-"""`Classifier`: what a worker runs a micro-batch through. `MiniLMClassifier` is the offline default."""
+"""`Classifier`: what a worker runs a micro-batch through. Backends: `minilm` (the offline default),
+`zeroshot` (NLI), `emotion` (go_emotions)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Protocol
-
-import torch
-
-from worker.encoder import SentenceEncoder
-from worker.head import DEFAULT_HEAD_DIR, head_version, load_head
 
 
 @dataclass(frozen=True)
@@ -23,35 +18,3 @@ class Classifier(Protocol):
     version: str
 
     def predict(self, texts: list[str]) -> list[Output]: ...
-
-
-class MiniLMClassifier:
-    """The bundled all-MiniLM-L6-v2 encoder, frozen, with our trained head on its pooled hidden states."""
-
-    name = "minilm-head"
-
-    def __init__(
-        self,
-        head_dir: Path | None = None,
-        encoder: str | None = None,
-        batch_size: int = 32,
-        max_length: int | None = None,
-    ) -> None:
-        head_dir = head_dir or DEFAULT_HEAD_DIR
-        self.head = load_head(head_dir)
-        self.encoder = SentenceEncoder(
-            encoder, max_length=max_length or self.head.config.max_length, batch_size=batch_size
-        )
-        self.labels = self.head.config.labels
-        self.version = f"{self.encoder.model_id}+head-{head_version(head_dir)}"
-
-    @torch.inference_mode()
-    def probabilities(self, texts: list[str]) -> torch.Tensor:
-        features = torch.from_numpy(self.encoder.encode(texts, self.head.config.pooling))
-        return torch.softmax(self.head.adjusted_logits(features), dim=-1)
-
-    def predict(self, texts: list[str]) -> list[Output]:
-        confidence, index = self.probabilities(texts).max(dim=-1)
-        return [
-            Output(self.labels[i], float(c)) for i, c in zip(index.tolist(), confidence.tolist(), strict=True)
-        ]

@@ -8,6 +8,7 @@ import typer
 
 from chatlens.connection import connect
 from chatlens.console import out, progress_bar, user_errors
+from chatlens.errors import ChatlensError
 from chatlens.settings import get_settings
 from worker.runner import default_queues, run_worker
 
@@ -98,7 +99,7 @@ def train(
 @user_errors
 def bench(
     messages: int = typer.Option(
-        2000, "--messages", min=64, help="messages measured, the same for all three"
+        2000, "--messages", min=32, help="messages measured, the same for every variant"
     ),
     json_file: Path | None = typer.Option(
         None, "--json", help="write the figures here (and a PNG beside it)"
@@ -107,12 +108,23 @@ def bench(
     threads: int = typer.Option(2, min=1, help="torch threads, the same for all three"),
     redis_url: str | None = typer.Option(None, help="use this Redis [default: a private redis-server]"),
     repeat: int = typer.Option(3, min=1, help="interleaved rounds; the best of each is reported"),
+    backend: str = typer.Option(
+        "default", help="default: bare vs pipeline vs seed-style; zeroshot or emotion: variants at full size"
+    ),
 ) -> None:
-    """Messages/s of the default model: bare batched, full pipeline, and the seed's one-at-a-time way."""
-    from worker.bench import run_bench, save
+    """Messages/s: the default model three ways, or an HF backend with and without sdpa/int8/sorting."""
+    from worker.bench import load_texts, run_bench, save
 
     settings = get_settings()
-    result = run_bench(settings, file or settings.test_file, messages, threads, redis_url, repeat)
+    if backend == "default":
+        result = run_bench(settings, file or settings.test_file, messages, threads, redis_url, repeat)
+    elif backend in ("zeroshot", "emotion"):
+        from worker.backend_bench import run_backend_bench
+
+        texts = load_texts(file or settings.test_file, messages)
+        result = run_backend_bench(settings, backend, texts, threads)
+    else:
+        raise ChatlensError(f"--backend {backend!r}: use default, zeroshot or emotion")
     save(result, json_file)
     for key, value in result.items():
         out.print(f"{key:>30}  {value}", highlight=False, soft_wrap=True)

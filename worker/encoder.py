@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from enum import StrEnum
 from pathlib import Path
 
@@ -54,10 +55,14 @@ class Pooling(StrEnum):
 
 
 class SentenceEncoder:
-    def __init__(self, source: str | None = None, max_length: int = 256, batch_size: int = 32) -> None:
+    def __init__(
+        self, source: str | None = None, max_length: int = 256, batch_size: int = 32, int8: bool = False
+    ) -> None:
         path, self.model_id = resolve_encoder(source)
         self.tokenizer = load_pretrained(path, AutoTokenizer)
         self.model = load_pretrained(path, AutoModel, attn_implementation="sdpa").eval()  # type: ignore[union-attr]
+        if int8:
+            self.model = quantize_int8(self.model)
         self.max_length = min(max_length, self.tokenizer.model_max_length)  # type: ignore[union-attr]
         self.batch_size = batch_size
         self.hidden_size = int(self.model.config.hidden_size)
@@ -82,6 +87,13 @@ class SentenceEncoder:
             states = outputs.hidden_states if all_layers else (outputs.last_hidden_state,)
             out[chunk] = torch.cat([mean_pool(h, batch["attention_mask"]) for h in states], dim=1).numpy()
         return out
+
+
+def quantize_int8(model: torch.nn.Module) -> torch.nn.Module:
+    """Dynamic int8 Linear layers (CPU): weights stored in int8, activations quantised on the fly."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch marks its eager int8 path deprecated; it still runs
+        return torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
 
 
 def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:

@@ -11,11 +11,12 @@ from redis import Redis
 from chatlens.errors import ChatlensError
 from chatlens.settings import Settings
 from chatlens.store import RunStore
-from worker.classifier import Classifier, MiniLMClassifier
+from worker.classifier import Classifier
+from worker.minilm import MiniLMClassifier
 
 _loaded: dict[str, Classifier] = {}
 
-KNOWN = ("default",)
+KNOWN = ("default", "zeroshot", "emotion")
 
 
 def build_classifier(key: str, settings: Settings) -> Classifier:
@@ -25,8 +26,41 @@ def build_classifier(key: str, settings: Settings) -> Classifier:
             encoder=settings.encoder_path,
             batch_size=settings.inference_batch_size,
             max_length=settings.max_length,
+            int8=settings.quantize_int8,
         )
-    raise ChatlensError(f"unknown classifier {key!r}; known: {', '.join(KNOWN)} (see CHATLENS_CLASSIFIERS)")
+    if key not in KNOWN:
+        raise ChatlensError(
+            f"unknown classifier {key!r}; known: {', '.join(KNOWN)} (see CHATLENS_CLASSIFIERS)"
+        )
+    from worker.hf import resolve_device, resolve_dtype
+
+    device = resolve_device(settings.device)
+    common = {
+        "device": device,
+        "dtype": resolve_dtype(settings.dtype, device),
+        "max_length": settings.max_length,
+        "sdpa": settings.sdpa,
+        "int8": settings.quantize_int8,
+    }
+    if key == "zeroshot":
+        from worker.zeroshot import ZeroShotClassifier
+
+        return ZeroShotClassifier(
+            settings.zeroshot_model,
+            settings.zeroshot_template,
+            settings.zeroshot_verbs,
+            batch_size=settings.zeroshot_batch_size,
+            **common,
+        )
+    from worker.emotion import EmotionClassifier
+
+    return EmotionClassifier(
+        settings.emotion_model,
+        settings.emotion_mapping,
+        other_label=settings.emotion_other_label,
+        batch_size=settings.emotion_batch_size,
+        **common,
+    )
 
 
 def get_classifier(key: str, settings: Settings, connection: Redis) -> Classifier:

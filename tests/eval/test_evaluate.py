@@ -93,12 +93,20 @@ def test_results_export(tmp_path: Path, run_in_redis: str) -> None:
         app, ["results", "--run", "r", "--format", "jsonl", "--output", str(out), "--redis-url", FAKE_URL]
     )
     assert result.exit_code == 0, result.output
-    rows = [json.loads(line) for line in out.read_text().splitlines()]
-    assert len(rows) == 6
-    assert {(r["message_id"], r["model"], r["predicted"]) for r in rows if r["model"] == "poor"} == {
-        ("a", "poor", "Sad"),
-        ("b", "poor", "Sad"),
+    records = {r["message_id"]: r for r in map(json.loads, out.read_text().splitlines())}
+    assert sorted(records) == ["a", "b", "c", "d"]
+    assert records["a"]["predictions"] == {
+        "good": {"label": "Happy", "confidence": 0.9, "model_version": "good-v1"},
+        "poor": {"label": "Sad", "confidence": 0.9, "model_version": "poor-v1"},
     }
+    assert list(records["c"]["predictions"]) == ["good"]  # poor failed on c: absent, not invented
+    csv_out = tmp_path / "r.csv"
+    runner.invoke(app, ["results", "--run", "r", "--output", str(csv_out), "--redis-url", FAKE_URL])
+    header = csv_out.read_text().splitlines()[0]
+    assert header == (
+        "message_id,conversation_id,position,message,label,good.label,good.confidence,good.model_version,"
+        "poor.label,poor.confidence,poor.model_version"
+    )
 
 
 def test_unknown_run_is_a_user_error(tmp_path: Path) -> None:

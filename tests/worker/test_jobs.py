@@ -13,7 +13,8 @@ from chatlens.demo import EXAMPLE_FILE
 from chatlens.settings import get_settings
 from chatlens.store import RunStore
 from producer.cli import produce_file
-from worker.classifier import MiniLMClassifier, Output
+from worker.classifier import Output
+from worker.minilm import MiniLMClassifier
 from worker.runner import build_worker, default_queues
 
 

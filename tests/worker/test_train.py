@@ -7,8 +7,8 @@ from pathlib import Path
 
 from chatlens import LABELS
 from chatlens.demo import EXAMPLE_FILE
-from worker.classifier import MiniLMClassifier
 from worker.head import load_head
+from worker.minilm import MiniLMClassifier
 from worker.train import TrainOptions, class_weights, train_head, tune_adjustment
 
 

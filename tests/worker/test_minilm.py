@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from chatlens import LABELS
-from worker.classifier import MiniLMClassifier
 from worker.encoder import SentenceEncoder, bundled_encoder_path
+from worker.minilm import MiniLMClassifier
 
 TEXTS = [
     "hi",

@@ -1,0 +1,93 @@
+"""Three classifier queues side by side on a real redis-server, one worker process each, compared by eval."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import redis
+
+from chatlens import keys
+from chatlens.demo import EXAMPLE_FILE
+from tests.conftest import chatlens_cmd, subprocess_env
+from tests.worker.tiny_models import save_tiny_bart_mnli, save_tiny_roberta_go_emotions
+
+
+def test_default_zeroshot_and_emotion_queues(redis_url: str, tmp_path: Path) -> None:
+    bart = save_tiny_bart_mnli(tmp_path / "bart", {0: "contradiction", 1: "neutral", 2: "entailment"})
+    roberta = save_tiny_roberta_go_emotions(tmp_path / "roberta")
+    env = subprocess_env(
+        CHATLENS_REDIS_URL=redis_url,
+        CHATLENS_CLASSIFIERS="default,zeroshot,emotion",
+        CHATLENS_ZEROSHOT_MODEL=str(bart),
+        CHATLENS_EMOTION_MODEL=str(roberta),
+        CHATLENS_DEVICE="cpu",
+    )
+    produced = subprocess.run(
+        chatlens_cmd("produce", str(EXAMPLE_FILE), "--run", "three", "--batch-size", "16"),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert produced.returncode == 0, produced.stderr
+    assert "no live worker on classify-default, classify-zeroshot, classify-emotion" in produced.stderr
+
+    workers = [
+        subprocess.Popen(chatlens_cmd("worker", "--queue", f"classify-{name}", "--burst", "--threads", "1"),
+                         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        for name in ("default", "zeroshot", "emotion")
+    ]  # fmt: skip
+    for worker in workers:
+        assert worker.wait(300) == 0, worker.stderr.read() if worker.stderr else ""
+
+    connection = redis.Redis.from_url(redis_url)
+    message_ids = set(connection.hkeys(keys.messages("three")))
+    assert len(message_ids) == 95
+    for model in ("minilm-head", "zeroshot-nli", "emotion-go"):
+        assert set(connection.hkeys(keys.results("three", model))) == message_ids, model
+
+    out = tmp_path / "report"
+    evaluated = subprocess.run(
+        chatlens_cmd("eval", "--run", "three", "--out", str(out)),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert evaluated.returncode == 0, evaluated.stderr
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert sorted(metrics["models"]) == ["emotion-go", "minilm-head", "zeroshot-nli"]
+    assert all(m["coverage"] == 1.0 and m["n"] == 95 for m in metrics["models"].values())
+    assert metrics["models"]["zeroshot-nli"]["model_versions"] == [str(bart)]
+    for model in metrics["models"]:
+        assert (out / f"confusion_{model}.png").exists()
+    report = (out / "report.md").read_text()
+    assert "| emotion-go |" in report and "| zeroshot-nli |" in report
+
+    exported = subprocess.run(
+        chatlens_cmd("results", "--run", "three", "--format", "jsonl"),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    records = [json.loads(line) for line in exported.stdout.splitlines()]
+    assert len(records) == 95
+    assert all(sorted(r["predictions"]) == ["emotion-go", "minilm-head", "zeroshot-nli"] for r in records)
+
+
+def test_a_worker_without_its_model_refuses_to_start(redis_url: str) -> None:
+    env = subprocess_env(CHATLENS_REDIS_URL=redis_url, HF_HUB_OFFLINE="1", HF_HOME="/nonexistent-hf-home")
+    proc = subprocess.run(
+        chatlens_cmd("worker", "--queue", "classify-zeroshot", "--burst"),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert "'facebook/bart-large-mnli'" in lines[0] and "HF_HOME" in lines[0] and "local path" in lines[0]

@@ -1,0 +1,102 @@
+"""Tiny randomly-initialised models of the real architectures, saved with a real tokenizer.
+
+They are loaded by the worker through exactly the code path that loads facebook/bart-large-mnli or
+SamLowe/roberta-base-go_emotions from the hub: `from_pretrained` on a directory.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+from transformers import (
+    BartConfig,
+    BartForSequenceClassification,
+    PreTrainedTokenizerFast,
+    RobertaConfig,
+    RobertaForSequenceClassification,
+)
+
+from chatlens.demo import EXAMPLE_FILE
+
+SPECIALS = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]  # RoBERTa/BART ids 0..4
+
+GO_EMOTIONS = [
+    "admiration", "amusement", "anger", "annoyance", "approval", "caring", "confusion", "curiosity", "desire",
+    "disappointment", "disapproval", "disgust", "embarrassment", "excitement", "fear", "gratitude", "grief",
+    "joy", "love", "nervousness", "optimism", "pride", "realization", "relief", "remorse", "sadness",
+    "surprise", "neutral",
+]  # fmt: skip
+
+
+def byte_level_tokenizer(max_length: int = 96) -> PreTrainedTokenizerFast:
+    """A byte-level BPE like BART's and RoBERTa's, trained on our example messages (vocab 600)."""
+    tokenizer = Tokenizer(models.BPE(unk_token="<unk>"))
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    corpus = [*EXAMPLE_FILE.read_text(encoding="utf-8").splitlines(), "The speaker of this message feels"]
+    trainer = trainers.BpeTrainer(
+        vocab_size=600, special_tokens=SPECIALS, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+    )
+    tokenizer.train_from_iterator(corpus, trainer)
+    # "<s> A </s></s> B </s>" for pairs, as BART-MNLI expects.
+    tokenizer.post_processor = processors.RobertaProcessing(("</s>", 2), ("<s>", 0))
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer,
+        bos_token="<s>",
+        eos_token="</s>",
+        sep_token="</s>",
+        cls_token="<s>",
+        unk_token="<unk>",
+        pad_token="<pad>",
+        mask_token="<mask>",
+        model_max_length=max_length,
+    )
+
+
+def save_tiny_bart_mnli(directory: Path, id2label: dict[int, str]) -> Path:
+    torch.manual_seed(0)
+    tokenizer = byte_level_tokenizer()
+    config = BartConfig(
+        vocab_size=len(tokenizer),
+        d_model=32,
+        encoder_layers=1,
+        decoder_layers=1,
+        encoder_attention_heads=2,
+        decoder_attention_heads=2,
+        encoder_ffn_dim=64,
+        decoder_ffn_dim=64,
+        max_position_embeddings=128,
+        id2label=id2label,
+        label2id={v: k for k, v in id2label.items()},
+        pad_token_id=1,
+        bos_token_id=0,
+        eos_token_id=2,
+        decoder_start_token_id=2,
+    )
+    BartForSequenceClassification(config).save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    return directory
+
+
+def save_tiny_roberta_go_emotions(directory: Path) -> Path:
+    torch.manual_seed(0)
+    tokenizer = byte_level_tokenizer()
+    config = RobertaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=130,  # RoBERTa's positions start after the padding index
+        id2label=dict(enumerate(GO_EMOTIONS)),
+        label2id={name: i for i, name in enumerate(GO_EMOTIONS)},
+        problem_type="multi_label_classification",
+        pad_token_id=1,
+        bos_token_id=0,
+        eos_token_id=2,
+    )
+    RobertaForSequenceClassification(config).save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    return directory
