@@ -5,9 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import socket
-import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +13,7 @@ import fakeredis
 import pytest
 import redis
 
+from chatlens.connection import private_redis
 from chatlens.settings import get_settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -28,43 +27,12 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="session")
-def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def redis_server() -> Iterator[str]:
     """A redis-server of our own on a free port: tests never touch a shared instance."""
-    binary = shutil.which("redis-server")
-    if binary is None:
+    if shutil.which("redis-server") is None:
         pytest.fail("redis-server is not installed (apt-get install redis-server); .ci/run installs it")
-    port = free_port()
-    workdir = tmp_path_factory.mktemp("redis")
-    proc = subprocess.Popen(
-        [
-            binary,
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            str(workdir),
-        ],
-        stdout=subprocess.DEVNULL,
-    )
-    url = f"redis://127.0.0.1:{port}"
-    client = redis.Redis.from_url(url)
-    for _ in range(200):
-        try:
-            client.ping()
-            break
-        except redis.ConnectionError:
-            time.sleep(0.05)
-    else:
-        proc.kill()
-        pytest.fail("redis-server did not start")
-    yield url
-    proc.terminate()
-    proc.wait(10)
+    with private_redis() as url:
+        yield url.removesuffix("/0")
 
 
 _next_db = iter(range(1, 16))

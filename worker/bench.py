@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
@@ -22,10 +20,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from redis import Redis
 
 from chatlens import keys
-from chatlens.connection import connect
+from chatlens.connection import connect, private_redis
 from chatlens.errors import ChatlensError
 from chatlens.settings import Settings
 from chatlens.store import RunStore
@@ -82,48 +79,6 @@ def seed_style_rate(classifier: MiniLMClassifier, texts: list[str]) -> tuple[flo
     started = time.perf_counter()
     labels = [one(text) for text in texts]
     return len(texts) / (time.perf_counter() - started), labels
-
-
-@contextmanager
-def private_redis() -> Iterator[str]:
-    """A throw-away redis-server on a free port, so the bench never touches a shared instance."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        raise ChatlensError(
-            "redis-server not found; install it (apt-get install redis-server) or pass --redis-url"
-        )
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    with tempfile.TemporaryDirectory() as workdir:
-        proc = subprocess.Popen(
-            [
-                binary,
-                "--port",
-                str(port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                workdir,
-            ],
-            stdout=subprocess.DEVNULL,
-        )
-        url = f"redis://127.0.0.1:{port}/0"
-        try:
-            for _ in range(100):
-                try:
-                    Redis.from_url(url).ping()
-                    break
-                except Exception:
-                    time.sleep(0.05)
-            yield url
-        finally:
-            proc.terminate()
-            proc.wait(10)
 
 
 @contextmanager

@@ -31,7 +31,7 @@ GO_EMOTIONS = [
 ]  # fmt: skip
 
 
-def bpe_tokenizer(texts: list[str], vocab_size: int = 8000) -> PreTrainedTokenizerFast:
+def bpe_tokenizer(texts: list[str], vocab_size: int = 8000, max_length: int = 512) -> PreTrainedTokenizerFast:
     """A byte-level BPE (BART/RoBERTa's kind) trained on the messages: realistic token counts offline."""
     specials = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
     tokenizer = Tokenizer(models.BPE(unk_token="<unk>"))
@@ -44,7 +44,7 @@ def bpe_tokenizer(texts: list[str], vocab_size: int = 8000) -> PreTrainedTokeniz
     tokenizer.post_processor = processors.RobertaProcessing(("</s>", 2), ("<s>", 0))
     return PreTrainedTokenizerFast(
         tokenizer_object=tokenizer, bos_token="<s>", eos_token="</s>", sep_token="</s>", cls_token="<s>",
-        unk_token="<unk>", pad_token="<pad>", mask_token="<mask>", model_max_length=512,
+        unk_token="<unk>", pad_token="<pad>", mask_token="<mask>", model_max_length=max_length,
     )  # fmt: skip
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 from transformers import (
     BartConfig,
     BartForSequenceClassification,
@@ -19,40 +18,15 @@ from transformers import (
 )
 
 from chatlens.demo import EXAMPLE_FILE
+from worker.speed import GO_EMOTIONS, bpe_tokenizer
 
-SPECIALS = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]  # RoBERTa/BART ids 0..4
-
-GO_EMOTIONS = [
-    "admiration", "amusement", "anger", "annoyance", "approval", "caring", "confusion", "curiosity", "desire",
-    "disappointment", "disapproval", "disgust", "embarrassment", "excitement", "fear", "gratitude", "grief",
-    "joy", "love", "nervousness", "optimism", "pride", "realization", "relief", "remorse", "sadness",
-    "surprise", "neutral",
-]  # fmt: skip
+__all__ = ["GO_EMOTIONS", "save_tiny_bart_mnli", "save_tiny_roberta_go_emotions"]
 
 
-def byte_level_tokenizer(max_length: int = 96) -> PreTrainedTokenizerFast:
+def byte_level_tokenizer() -> PreTrainedTokenizerFast:
     """A byte-level BPE like BART's and RoBERTa's, trained on our example messages (vocab 600)."""
-    tokenizer = Tokenizer(models.BPE(unk_token="<unk>"))
-    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tokenizer.decoder = decoders.ByteLevel()
     corpus = [*EXAMPLE_FILE.read_text(encoding="utf-8").splitlines(), "The speaker of this message feels"]
-    trainer = trainers.BpeTrainer(
-        vocab_size=600, special_tokens=SPECIALS, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
-    )
-    tokenizer.train_from_iterator(corpus, trainer)
-    # "<s> A </s></s> B </s>" for pairs, as BART-MNLI expects.
-    tokenizer.post_processor = processors.RobertaProcessing(("</s>", 2), ("<s>", 0))
-    return PreTrainedTokenizerFast(
-        tokenizer_object=tokenizer,
-        bos_token="<s>",
-        eos_token="</s>",
-        sep_token="</s>",
-        cls_token="<s>",
-        unk_token="<unk>",
-        pad_token="<pad>",
-        mask_token="<mask>",
-        model_max_length=max_length,
-    )
+    return bpe_tokenizer(corpus, vocab_size=600, max_length=96)
 
 
 def save_tiny_bart_mnli(directory: Path, id2label: dict[int, str]) -> Path:
