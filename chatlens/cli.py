@@ -7,7 +7,7 @@ import typer
 from chatlens.demo import demo
 from eval.cli import cron, evaluate, results
 from producer.cli import produce
-from worker.cli import bench, train, worker
+from worker.cli import bench, promote, train, worker
 
 app = typer.Typer(
     name="chatlens",
@@ -24,6 +24,7 @@ app.command()(train)
 app.command()(bench)
 app.command()(demo)
 app.command()(cron)
+app.command()(promote)
 
 
 if __name__ == "__main__":

@@ -87,6 +87,12 @@ class Settings(BaseSettings):
     )
     emotion_batch_size: int = Field(64, ge=1)
 
+    # Fine-tuned classifier (queue classify-finetuned): a registry URI follows its alias between batches
+    finetuned_model: str = Field(
+        "models:/chatlens-minilm@champion", description="models:/NAME@ALIAS or a dir"
+    )
+    registry_poll_s: float = Field(30.0, ge=0, description="how often a worker re-reads the alias")
+
     # Storage
     result_ttl_s: int = Field(30 * 24 * 3600, ge=60, description="lifetime of a run's keys in Redis")
 

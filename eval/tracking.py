@@ -5,9 +5,21 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
+from types import ModuleType
 
 from chatlens.errors import ServiceUnavailable
 from eval.metrics import ModelMetrics
+
+
+def quiet_mlflow() -> ModuleType:
+    """Import mlflow without its migration chatter and telemetry notices on first use."""
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    import mlflow
+
+    # mlflow configures its loggers on import, so quieten them after it.
+    for name in ("mlflow", "alembic"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    return mlflow
 
 
 def log_evaluation(
@@ -20,13 +32,7 @@ def log_evaluation(
     out_dir: Path,
 ) -> list[str]:
     """Return the MLflow run ids."""
-    # MLflow prints migration chatter and telemetry notices on first use; keep the command's output clean.
-    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-    import mlflow
-
-    # mlflow configures its loggers on import, so quieten them after it.
-    for name in ("mlflow", "alembic"):
-        logging.getLogger(name).setLevel(logging.WARNING)
+    mlflow = quiet_mlflow()
 
     mlflow.set_tracking_uri(tracking_uri)
     try:

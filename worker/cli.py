@@ -49,8 +49,18 @@ def train(
     val_frac: float | None = typer.Option(None, min=0.01, max=0.5, help="[default: 0.15]"),
     seed: int | None = typer.Option(None, help="[default: 0]"),
     threads: int | None = typer.Option(None, min=1, help="torch threads"),
+    finetune: bool = typer.Option(
+        False, "--finetune", help="fine-tune the encoder end to end, log to MLflow"
+    ),
+    base: str | None = typer.Option(None, help="--finetune: HF id or path [default: bundled MiniLM]"),
+    max_length: int = typer.Option(128, min=8, help="--finetune: tokens per message"),
+    batch_size: int = typer.Option(32, min=1, help="--finetune: messages per step"),
+    lr: float = typer.Option(5e-5, help="--finetune: encoder learning rate"),
+    register: str = typer.Option("chatlens-minilm", help="--finetune: registered model name"),
+    promote: bool = typer.Option(False, "--promote", help="--finetune: run the promotion gate at the end"),
+    limit: int | None = typer.Option(None, min=10, help="--finetune: first N rows only (smoke runs)"),
 ) -> None:
-    """Train the default model's head on frozen MiniLM embeddings (validation slice from the train file)."""
+    """Train the default head on frozen MiniLM features, or (--finetune) an encoder end to end."""
     import torch
 
     from worker.head import DEFAULT_HEAD_DIR
@@ -59,6 +69,17 @@ def train(
     settings = get_settings()
     if threads:
         torch.set_num_threads(threads)
+    if finetune:
+        from worker.finetune import FineTuneOptions
+
+        options_ft = FineTuneOptions(
+            train_file=train_file or settings.train_file, out_dir=out_dir or Path("models") / register,
+            base=base, epochs=epochs or 4, lr=lr, batch_size=batch_size, max_length=max_length,
+            val_frac=val_frac or 0.15, seed=seed or 0, device=settings.device, limit=limit,
+            **({"class_weight_power": class_weight_power} if class_weight_power is not None else {}),
+        )  # fmt: skip
+        run_finetune(options_ft, settings.mlflow_tracking_uri, register, promote)
+        return
     chosen = {
         "epochs": epochs,
         "hidden_dim": hidden_dim,
@@ -128,3 +149,58 @@ def bench(
     save(result, json_file)
     for key, value in result.items():
         out.print(f"{key:>30}  {value}", highlight=False, soft_wrap=True)
+
+
+def run_finetune(options: object, tracking_uri: str, register: str, promote: bool) -> None:
+    from worker.finetune import finetune, log_and_register
+
+    with progress_bar() as progress:
+        task = progress.add_task("fine-tune", total=None)
+
+        def report(stage: str, done: int, total: int) -> None:
+            progress.update(task, description=stage, completed=done, total=total)
+
+        result, _, _ = finetune(options, report)  # type: ignore[arg-type]
+    version = log_and_register(result, options.out_dir, tracking_uri, register)  # type: ignore[attr-defined]
+    v = result["validation"]
+    out.print(
+        f"validation ({result['validation_rows']} rows): "
+        f"accuracy {v['accuracy']:.3f} / macro-F1 {v['macro_f1']:.3f} "
+        f"(best epoch {result['best_epoch']}, tau {result['tau']:.2f}); "
+        f"{result['seconds']} s on {result['device']}",
+        highlight=False, soft_wrap=True,
+    )  # fmt: skip
+    out.print(f"registered {register} version {version} ({tracking_uri})", highlight=False, soft_wrap=True)
+    if promote:
+        _promote(register, version, tracking_uri, options.train_file, options.val_frac, options.seed, 0.01)  # type: ignore[attr-defined]
+
+
+def _promote(name: str, version: str | None, tracking_uri: str, eval_file: Path, val_frac: float, seed: int,
+             max_accuracy_drop: float) -> bool:  # fmt: skip
+    from eval.promote import promote
+
+    decision = promote(name, version, tracking_uri, eval_file, val_frac, seed, max_accuracy_drop)
+    for who, s in decision.scores.items():
+        out.print(f"{who}: accuracy {s['accuracy']:.4f} / macro-F1 {s['macro_f1']:.4f}", highlight=False)
+    verdict = "promoted to @champion" if decision.promoted else "refused"
+    out.print(f"version {decision.candidate} {verdict}: {decision.reason}", highlight=False, soft_wrap=True)
+    return decision.promoted
+
+
+@user_errors
+def promote(
+    model: str = typer.Option(..., "--model", help="registered model name"),
+    version: str | None = typer.Option(None, help="candidate version [default: the latest]"),
+    eval_file: Path | None = typer.Option(
+        None, help="labelled file whose validation slice is the evaluation set"
+    ),
+    val_frac: float = typer.Option(0.15, min=0.01, max=0.5),
+    seed: int = typer.Option(0),
+    max_accuracy_drop: float = typer.Option(0.01, min=0.0, help="accuracy the candidate may lose"),
+) -> None:
+    """Set @champion to a version only if it beats the champion on macro-F1 within the accuracy margin."""
+    settings = get_settings()
+    promoted = _promote(model, version, settings.mlflow_tracking_uri, eval_file or settings.train_file,
+                        val_frac, seed, max_accuracy_drop)  # fmt: skip
+    if not promoted:
+        raise typer.Exit(1)

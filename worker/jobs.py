@@ -26,6 +26,13 @@ def classify_batch(batch: dict, classifier: str) -> dict:
     settings = get_settings()
     micro = MicroBatch.model_validate(batch)
     model = get_classifier(classifier, settings, job.connection)
+    store = RunStore(job.connection, settings.result_ttl_s)
+    refresh = getattr(model, "refresh", None)
+    if refresh is not None:  # a registry alias may have moved: swap models between batches
+        before = model.version
+        refresh()
+        if model.version != before:
+            store.record_model_load(model.name)
     texts = [item.text for item in micro.items]
 
     started = time.perf_counter()
@@ -51,7 +58,6 @@ def classify_batch(batch: dict, classifier: str) -> dict:
         MessageError(message_id=micro.items[i].id, model=model.name, error=reason)
         for i, reason in failures.items()
     ]
-    store = RunStore(job.connection, settings.result_ttl_s)
     store.write_results(micro.run, model.name, predictions, errors)
     store.record_peak_rss(peak_rss_mb())
     return {"run": micro.run, "model": model.name, "predicted": len(predictions), "errors": len(errors)}

@@ -16,7 +16,7 @@ from worker.minilm import MiniLMClassifier
 
 _loaded: dict[str, Classifier] = {}
 
-KNOWN = ("default", "zeroshot", "emotion")
+KNOWN = ("default", "zeroshot", "emotion", "finetuned")
 
 
 def build_classifier(key: str, settings: Settings) -> Classifier:
@@ -42,6 +42,23 @@ def build_classifier(key: str, settings: Settings) -> Classifier:
         "sdpa": settings.sdpa,
         "int8": settings.quantize_int8,
     }
+    if key == "finetuned":
+        from pathlib import Path
+
+        from worker.finetuned import FineTunedClassifier, RegistryClassifier
+
+        if settings.finetuned_model.startswith("models:/"):
+            return RegistryClassifier(
+                settings.finetuned_model, settings.mlflow_tracking_uri, device, settings.inference_batch_size,
+                settings.registry_poll_s,
+            )  # fmt: skip
+        return FineTunedClassifier(
+            Path(settings.finetuned_model),
+            "minilm-ft",
+            settings.finetuned_model,
+            device,
+            settings.inference_batch_size,
+        )
     if key == "zeroshot":
         from worker.zeroshot import ZeroShotClassifier
 
