@@ -14,7 +14,7 @@ import torch
 from chatlens import LABELS
 from chatlens.errors import ChatlensError
 from worker.classifier import Output
-from worker.hf import load_classifier_model, model_version, pad_batch
+from worker.hf import batched_logits, load_classifier_model, model_version
 
 
 def mapping_matrix(
@@ -80,18 +80,9 @@ class EmotionClassifier:
         if not texts:
             return torch.zeros((0, n_model_labels))
         ids = self.tokenizer(texts, truncation=True, max_length=self.max_length)["input_ids"]  # type: ignore[operator]
-        order = (
-            np.argsort([len(x) for x in ids], kind="stable") if self.sort_by_length else np.arange(len(ids))
-        )
-        out = torch.empty((len(ids), n_model_labels))
         pad = self.tokenizer.pad_token_id  # type: ignore[attr-defined]
-        for start in range(0, len(order), self.batch_size):
-            chunk = order[start : start + self.batch_size]
-            logits = self.model(**pad_batch([ids[i] for i in chunk], pad, self.device)).logits.float().cpu()
-            out[torch.from_numpy(chunk)] = (
-                torch.sigmoid(logits) if self.multi_label else torch.softmax(logits, -1)
-            )
-        return out
+        logits = batched_logits(self.model, ids, pad, self.device, self.batch_size, self.sort_by_length)
+        return torch.sigmoid(logits) if self.multi_label else torch.softmax(logits, -1)
 
     def predict(self, texts: list[str]) -> list[Output]:
         confidence, index = map_scores(self.scores(texts), self.matrix).max(dim=-1)

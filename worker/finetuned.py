@@ -12,7 +12,6 @@ import logging
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 from transformers import AutoModel, AutoTokenizer
@@ -20,7 +19,7 @@ from transformers import AutoModel, AutoTokenizer
 from chatlens.errors import ChatlensError
 from worker.classifier import Output
 from worker.encoder import load_pretrained, mean_pool
-from worker.hf import pad_batch
+from worker.hf import batched_logits
 
 log = logging.getLogger(__name__)
 CARD = "card.json"
@@ -72,17 +71,11 @@ class FineTunedClassifier:
 
     @torch.inference_mode()
     def logits(self, texts: list[str]) -> torch.Tensor:
-        out = torch.zeros((len(texts), len(self.labels)))
         if not texts:
-            return out
+            return torch.zeros((0, len(self.labels)))
         ids = self.tokenizer(texts, truncation=True, max_length=self.max_length)["input_ids"]  # type: ignore[operator]
-        order = np.argsort([len(x) for x in ids], kind="stable")
         pad = self.tokenizer.pad_token_id  # type: ignore[attr-defined]
-        for start in range(0, len(order), self.batch_size):
-            chunk = order[start : start + self.batch_size]
-            batch = pad_batch([ids[i] for i in chunk], pad, self.device)
-            out[torch.from_numpy(chunk)] = self.model(**batch).float().cpu()
-        return out
+        return batched_logits(self.model, ids, pad, self.device, self.batch_size)
 
     def predict(self, texts: list[str]) -> list[Output]:
         probs = torch.softmax(self.logits(texts) + self.adjustment, dim=-1)

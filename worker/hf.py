@@ -82,3 +82,26 @@ def pad_batch(ids: list[list[int]], pad_id: int, device: torch.device) -> dict[s
         "input_ids": torch.from_numpy(input_ids).to(device),
         "attention_mask": torch.from_numpy(mask.astype(np.int64)).to(device),
     }
+
+
+@torch.inference_mode()
+def batched_logits(
+    model: torch.nn.Module,
+    ids: list[list[int]],
+    pad_id: int,
+    device: torch.device,
+    batch_size: int,
+    sort_by_length: bool = True,
+) -> torch.Tensor:
+    """Float logits in input order; rows run in batches of similar length, so they pad little."""
+    order = np.argsort([len(x) for x in ids], kind="stable") if sort_by_length else np.arange(len(ids))
+    out: torch.Tensor | None = None
+    for start in range(0, len(order), batch_size):
+        chunk = order[start : start + batch_size]
+        result = model(**pad_batch([ids[i] for i in chunk], pad_id, device))
+        logits = getattr(result, "logits", result).float().cpu()
+        if out is None:
+            out = torch.empty((len(ids), logits.shape[1]))
+        out[torch.from_numpy(chunk)] = logits
+    assert out is not None
+    return out

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-import numpy as np
 import torch
 
 from chatlens import LABELS
 from chatlens.errors import ChatlensError
 from worker.classifier import Output
-from worker.hf import load_classifier_model, model_version, pad_batch
+from worker.hf import batched_logits, load_classifier_model, model_version
 
 
 def entailment_index(label2id: Mapping[str, int], source: str) -> int:
@@ -73,17 +72,9 @@ class ZeroShotClassifier:
         ids = self.tokenizer(  # type: ignore[operator]
             premises, hypotheses, truncation="only_first", max_length=self.max_length
         )["input_ids"]
-        order = (
-            np.argsort([len(x) for x in ids], kind="stable") if self.sort_by_length else np.arange(len(ids))
-        )
-        logits = torch.empty(len(ids))
         pad = self.tokenizer.pad_token_id  # type: ignore[attr-defined]
-        for start in range(0, len(order), self.batch_size):
-            chunk = order[start : start + self.batch_size]
-            batch = pad_batch([ids[i] for i in chunk], pad, self.device)
-            out = self.model(**batch).logits[:, self.entailment]
-            logits[torch.from_numpy(chunk)] = out.float().cpu()
-        return label_probabilities(logits, len(self.labels))
+        logits = batched_logits(self.model, ids, pad, self.device, self.batch_size, self.sort_by_length)
+        return label_probabilities(logits[:, self.entailment], len(self.labels))
 
     def predict(self, texts: list[str]) -> list[Output]:
         confidence, index = self.probabilities(texts).max(dim=-1)
