@@ -81,21 +81,21 @@ def seed_style_rate(classifier: MiniLMClassifier, texts: list[str]) -> tuple[flo
     return len(texts) / (time.perf_counter() - started), labels
 
 
-@contextmanager
-def pipeline_worker(settings: Settings, url: str, threads: int) -> Iterator[Callable[[list[str]], dict]]:
-    """Start one worker process, wait for its model, and yield a function that times a pass through it."""
-    import pandas as pd
+class PipelineWorker:
+    """One worker process with its model loaded; times passes through produce -> Redis -> worker."""
 
-    from producer.enqueue import enqueue_messages, to_messages
+    def __init__(self, settings: Settings, url: str, worker: subprocess.Popen) -> None:
+        self.settings, self.worker = settings, worker
+        self.connection = connect(url)
+        self.store = RunStore(self.connection, settings.result_ttl_s)
+        self.process = f"{socket.gethostname()}:{worker.pid}"
+        self.load_key = f"{self.process}:{MiniLMClassifier.name}"
 
-    connection = connect(url)
-    env = {**os.environ, "CHATLENS_REDIS_URL": url, "CHATLENS_CLASSIFIERS": "default"}
-    command = [sys.executable, "-m", "worker", "--queue", keys.classify_queue("default")]
-    worker = subprocess.Popen([*command, "--threads", str(threads), "--log-level", "WARNING"], env=env)
-    store = RunStore(connection, settings.result_ttl_s)
-    load_key = f"{socket.gethostname()}:{worker.pid}:{MiniLMClassifier.name}"
+    def measure(self, texts: list[str]) -> dict:
+        import pandas as pd
 
-    def measure(texts: list[str]) -> dict:
+        from producer.enqueue import enqueue_messages, to_messages
+
         run = f"bench-{time.time_ns()}"
         rows = pd.DataFrame(
             {
@@ -107,19 +107,31 @@ def pipeline_worker(settings: Settings, url: str, threads: int) -> Iterator[Call
         )
         messages = to_messages(rows)
         started = time.perf_counter()
-        enqueue_messages(connection, settings, run, messages)
-        _wait(lambda: store.result_count(run, MiniLMClassifier.name) >= len(messages), worker, "the results")
+        enqueue_messages(self.connection, self.settings, run, messages)
+        done = lambda: self.store.result_count(run, MiniLMClassifier.name) >= len(messages)  # noqa: E731
+        _wait(done, self.worker, "the results")
         elapsed = time.perf_counter() - started
-        predictions = store.predictions(run, MiniLMClassifier.name)
+        predictions = self.store.predictions(run, MiniLMClassifier.name)
         return {"rate": len(messages) / elapsed, "labels": [predictions[m.id].label for m in messages]}
 
-    try:
-        _wait(lambda: connection.hexists(keys.MODEL_LOADS, load_key), worker, "the worker to load its model")
-        yield measure
-        measure.worker_stats = {  # type: ignore[attr-defined]
-            "rss_mb": float(connection.hget(keys.WORKER_PEAK_RSS, load_key.rsplit(":", 1)[0]) or 0),
-            "model_loads": int(connection.hget(keys.MODEL_LOADS, load_key) or 0),
+    def stats(self) -> dict:
+        return {
+            "rss_mb": float(self.connection.hget(keys.WORKER_PEAK_RSS, self.process) or 0),
+            "model_loads": int(self.connection.hget(keys.MODEL_LOADS, self.load_key) or 0),
         }
+
+
+@contextmanager
+def pipeline_worker(settings: Settings, url: str, threads: int) -> Iterator[PipelineWorker]:
+    """Start one worker process and wait for its model before anything is timed."""
+    env = {**os.environ, "CHATLENS_REDIS_URL": url, "CHATLENS_CLASSIFIERS": "default"}
+    command = [sys.executable, "-m", "worker", "--queue", keys.classify_queue("default")]
+    worker = subprocess.Popen([*command, "--threads", str(threads), "--log-level", "WARNING"], env=env)
+    try:
+        harness = PipelineWorker(settings, url, worker)
+        loaded = lambda: bool(harness.connection.hexists(keys.MODEL_LOADS, harness.load_key))  # noqa: E731
+        _wait(loaded, worker, "the worker to load its model")
+        yield harness
     finally:
         worker.terminate()
         worker.wait(30)
@@ -147,16 +159,16 @@ def run_bench(
     labels: dict[str, list[str]] = {}
     with ExitStack() as stack:
         url = redis_url or stack.enter_context(private_redis())
-        measure = stack.enter_context(pipeline_worker(settings, url, threads))
+        harness = stack.enter_context(pipeline_worker(settings, url, threads))
         for _ in range(repeat):
             rate, labels["bare"] = bare_rate(classifier, texts)
             rates["bare"].append(rate)
-            result = measure(texts)
+            result = harness.measure(texts)
             rates["pipeline"].append(result["rate"])
             labels["pipeline"] = result["labels"]
             rate, labels["seed_style"] = seed_style_rate(classifier, texts)
             rates["seed_style"].append(rate)
-    stats = measure.worker_stats  # type: ignore[attr-defined]
+        stats = harness.stats()
     best = {name: max(values) for name, values in rates.items()}
     return {
         "messages": len(texts),

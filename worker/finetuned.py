@@ -111,7 +111,6 @@ class RegistryClassifier:
         self.name = self.model_name
         self.device, self.batch_size, self.poll_s = device, batch_size, poll_s
         self.current: FineTunedClassifier | None = None
-        self.loads = 0
         self._checked = 0.0
         self.refresh(force=True)
 
@@ -148,7 +147,6 @@ class RegistryClassifier:
             mlflow.artifacts.download_artifacts(artifact_uri=uri, tracking_uri=self.tracking_uri)
         )
         self.current = FineTunedClassifier(directory, self.model_name, label, self.device, self.batch_size)
-        self.loads += 1
         log.warning("serving %s (alias %s)", label, self.ref)
 
     def predict(self, texts: list[str]) -> list[Output]:
