@@ -10,3 +10,6 @@ LABELS: tuple[str, ...] = (
     "Fearful",
     "Angry",
 )
+
+# Where a conversation summary can come from: see worker/summariser.py.
+SUMMARY_BACKENDS: tuple[str, ...] = ("extractive", "transformers", "mlx")

@@ -5,13 +5,14 @@ from __future__ import annotations
 import typer
 
 from chatlens.demo import demo
-from eval.cli import cron, evaluate, results
-from producer.cli import produce
+from eval.cli import cron, eval_summaries, evaluate, results
+from producer.cli import produce, summarise
 from worker.cli import bench, promote, train, worker
 
 app = typer.Typer(
     name="chatlens",
-    help="Sentiment/emotion for every chat message, through Redis/RQ workers, with an honest evaluation.",
+    help="Sentiment/emotion for every chat message, a summary for every conversation, through Redis/RQ "
+    "workers, with an honest evaluation.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -20,6 +21,8 @@ app.command()(produce)
 app.command()(worker)
 app.command("eval")(evaluate)
 app.command()(results)
+app.command()(summarise)
+app.command("eval-summaries")(eval_summaries)
 app.command()(train)
 app.command()(bench)
 app.command()(demo)

@@ -6,10 +6,12 @@ import logging
 from pathlib import Path
 
 import typer
+from redis import Redis
 
 from chatlens.connection import FAKE_URL, connect
 from chatlens.console import out, user_errors
-from chatlens.settings import get_settings
+from chatlens.settings import Settings, get_settings
+from chatlens.store import RunStore
 
 EXAMPLE_FILE = Path(__file__).resolve().parent.parent / "examples" / "messages.csv"
 DEMO_RUN = "demo"
@@ -35,7 +37,9 @@ def demo(
     out.print(f"[bold]chatlens demo[/] on {'an in-process Redis (fakeredis)' if url == FAKE_URL else url}")
     produce_file(file or EXAMPLE_FILE, DEMO_RUN, redis_url=url, warn_idle_queues=False)
     connection = connect(url)
-    with out.status("classifying (loading the model once, then one job per micro-batch)..."):
+    with out.status(
+        "classifying and summarising (models load once, then one job per batch or conversation)..."
+    ):
         run_worker(
             default_queues(settings),
             settings,
@@ -50,6 +54,21 @@ def demo(
     out.print(
         (out_dir / "report.md").read_text(encoding="utf-8"), markup=False, highlight=False, soft_wrap=True
     )
+    _print_summaries(connection, settings, out_dir)
     out.print(f"report, metrics.json and confusion matrices in {out_dir}/", highlight=False, soft_wrap=True)
     if mlflow:
         out.print(f"MLflow runs logged to {settings.mlflow_tracking_uri}", highlight=False, soft_wrap=True)
+
+
+def _print_summaries(connection: Redis, settings: Settings, out_dir: Path) -> None:
+    from eval.export import export_results
+
+    store = RunStore(connection, settings.result_ttl_s)
+    summaries = sorted(store.summaries(DEMO_RUN).values(), key=lambda s: s.conversation_id)
+    if not summaries:
+        return
+    count = export_results(store, DEMO_RUN, "jsonl", out_dir / "summaries.jsonl", summaries=True)
+    out.print(f"\n[bold]Conversation summaries[/] ({summaries[0].backend}, {count} conversations):")
+    for s in summaries[:3]:
+        out.print(f"  {s.conversation_id}: {s.text}", highlight=False, soft_wrap=True)
+    out.print(f"  ... all of them in {out_dir}/summaries.jsonl", highlight=False, soft_wrap=True)

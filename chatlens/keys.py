@@ -41,5 +41,17 @@ def models(run: str) -> str:
     return f"{PREFIX}:run:{run}:models"  # set: names of the models that wrote results
 
 
+def summaries(run: str) -> str:
+    return f"{PREFIX}:run:{run}:summaries"  # hash: conversation id -> Summary JSON
+
+
+def summary_errors(run: str) -> str:
+    return f"{PREFIX}:run:{run}:summary-errors"  # hash: conversation id -> SummaryError JSON
+
+
 def classify_queue(classifier: str) -> str:
     return f"classify-{classifier}"
+
+
+def summarise_queue(backend: str) -> str:
+    return f"summarise-{backend}"

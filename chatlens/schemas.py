@@ -42,6 +42,35 @@ class MicroBatch(Record):
     items: list[BatchItem]
 
 
+class Conversation(Record):
+    """The argument of one summary job: a conversation's turns, ordered by position."""
+
+    run: str
+    conversation_id: str
+    turns: list[str] = Field(min_length=1)
+
+
+class Summary(Record):
+    conversation_id: str
+    backend: str
+    model_id: str
+    text: str
+    turns: int
+    input_tokens: int
+    output_tokens: int
+    calls: int = Field(ge=1, description="generation calls: more than one when the conversation was chunked")
+    latency_ms: float
+    worker: str
+    created_at: datetime = Field(default_factory=_now)
+
+
+class SummaryError(Record):
+    conversation_id: str
+    backend: str
+    error: str
+    created_at: datetime = Field(default_factory=_now)
+
+
 class Prediction(Record):
     message_id: str
     model: str
@@ -70,6 +99,7 @@ class ProduceCounts(Record):
     enqueued: int = 0
     already_present: int = 0
     batches: int = 0
+    conversations: int = 0  # summary jobs enqueued
 
 
 class RunInfo(Record):

@@ -9,6 +9,7 @@ from typing import Annotated
 from pydantic import AliasChoices, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from chatlens import SUMMARY_BACKENDS
 from chatlens.errors import ChatlensError
 
 DEFAULT_REDIS_URL = "redis://localhost:6379/0"
@@ -93,6 +94,29 @@ class Settings(BaseSettings):
     )
     registry_poll_s: float = Field(30.0, ge=0, description="how often a worker re-reads the alias")
 
+    # Conversation summaries (queues summarise-<backend>)
+    summarise: bool = Field(True, description="the producer enqueues one summary job per conversation")
+    summary_backend: str = Field(
+        "extractive", description="extractive (offline default), transformers or mlx"
+    )
+    summary_model: str | None = Field(
+        None,
+        description="HF id or local dir; None = the backend's default (bundled MiniLM, "
+        "facebook/bart-large-cnn, mlx-community/Meta-Llama-3-8B-Instruct-4bit)",
+    )
+    summary_sentences: int = Field(6, ge=1, le=20, description="most sentences an extractive summary keeps")
+    summary_words: int | None = Field(
+        45, ge=1, description="an extractive summary stops once it has this many words; None = no limit"
+    )
+    summary_max_new_tokens: int = Field(160, ge=8, description="bound on a generated summary's tokens")
+    summary_temperature: float = Field(0.0, ge=0.0, description="0 = greedy decoding")
+    summary_context_tokens: int | None = Field(
+        None, ge=64, description="input budget per generation; None = the model's context less the output"
+    )
+    summary_allow_mlx_cpu: bool = Field(
+        False, description="let the mlx backend run off Apple silicon, on mlx's CPU backend (tests)"
+    )
+
     # Storage
     result_ttl_s: int = Field(30 * 24 * 3600, ge=60, description="lifetime of a run's keys in Redis")
 
@@ -105,6 +129,15 @@ class Settings(BaseSettings):
     # Data used by `train` and `bench` by default
     train_file: Path = _SAMPLE_DATA / "train.csv"
     test_file: Path = _SAMPLE_DATA / "test.csv"
+    # Reference summaries that `eval` scores a run's summaries against, where conversation ids match
+    summary_references: Path | None = _SAMPLE_DATA.parent / "seed-results" / "llama-summary.json"
+
+    @field_validator("summary_backend")
+    @classmethod
+    def _known_backend(cls, value: str) -> str:
+        if value not in SUMMARY_BACKENDS:
+            raise ValueError(f"unknown summary backend; known: {', '.join(SUMMARY_BACKENDS)}")
+        return value
 
     @field_validator("classifiers", "retry_intervals_s", mode="before")
     @classmethod

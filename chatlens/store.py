@@ -10,7 +10,7 @@ from redis import Redis
 from redis.client import Pipeline
 
 from chatlens import keys
-from chatlens.schemas import Message, MessageError, Prediction, RunInfo
+from chatlens.schemas import Message, MessageError, Prediction, RunInfo, Summary, SummaryError
 
 _SCAN_CHUNK = 2_000
 
@@ -85,6 +85,19 @@ class RunStore:
             pipe.expire(keys.models(run), self.ttl_s)
             pipe.execute()
 
+    def write_summary(self, run: str, summary: Summary) -> None:
+        with self.redis.pipeline() as pipe:
+            pipe.hset(keys.summaries(run), summary.conversation_id, summary.model_dump_json())
+            pipe.expire(keys.summaries(run), self.ttl_s)
+            pipe.hdel(keys.summary_errors(run), summary.conversation_id)
+            pipe.execute()
+
+    def write_summary_error(self, run: str, error: SummaryError) -> None:
+        with self.redis.pipeline() as pipe:
+            pipe.hset(keys.summary_errors(run), error.conversation_id, error.model_dump_json())
+            pipe.expire(keys.summary_errors(run), self.ttl_s)
+            pipe.execute()
+
     def record_model_load(self, model: str) -> int:
         return int(self.redis.hincrby(keys.MODEL_LOADS, f"{process_name()}:{model}", 1))
 
@@ -110,6 +123,14 @@ class RunStore:
 
     def result_count(self, run: str, model: str) -> int:
         return int(self.redis.hlen(keys.results(run, model)))
+
+    def summaries(self, run: str) -> dict[str, Summary]:
+        return {cid: Summary.model_validate_json(raw) for cid, raw in self._scan(keys.summaries(run))}
+
+    def summary_errors(self, run: str) -> dict[str, SummaryError]:
+        return {
+            cid: SummaryError.model_validate_json(raw) for cid, raw in self._scan(keys.summary_errors(run))
+        }
 
     def errors(self, run: str, model: str) -> dict[str, MessageError]:
         return {

@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from chatlens.connection import connect
-from chatlens.console import err, out, user_errors
+from chatlens.console import err, out, progress_bar, user_errors
 from chatlens.errors import ChatlensError
 from chatlens.settings import get_settings
 from chatlens.store import RunStore
@@ -61,9 +61,11 @@ def results(
     run: str = typer.Option(..., "--run", help="the run to export"),
     format: Format = typer.Option(Format.csv, "--format", help="csv or jsonl"),
     output: Path | None = typer.Option(None, "--output", "-o", help="file to write [default: stdout]"),
+    summaries: bool = typer.Option(False, "--summaries", help="export the conversation summaries instead"),
     redis_url: str | None = typer.Option(None, help="overrides CHATLENS_REDIS_URL"),
 ) -> None:
-    """Export RUN's predictions: one record per message, with every model's prediction."""
+    """Export RUN's predictions (one record per message, with every model's prediction) or, with
+    --summaries, its conversation summaries (one record per conversation)."""
     settings = get_settings()
     store = RunStore(connect(redis_url or settings.redis_url), settings.result_ttl_s)
     if store.run_info(run) is None:
@@ -72,9 +74,54 @@ def results(
         )
     from eval.export import export_results
 
-    count = export_results(store, run, format.value, output)
+    count = export_results(store, run, format.value, output, summaries=summaries)
     if output is not None:
-        err.print(f"wrote {count} messages to {output}", highlight=False, soft_wrap=True)
+        what = "conversation summaries" if summaries else "messages"
+        err.print(f"wrote {count} {what} to {output}", highlight=False, soft_wrap=True)
+    if summaries:
+        failed = store.summary_errors(run)
+        if failed:
+            err.print(
+                f"[yellow]warning:[/] {len(failed)} conversations have no summary because it failed; "
+                f"e.g. {next(iter(failed.values())).error}",
+                highlight=False,
+                soft_wrap=True,
+            )
+
+
+@user_errors
+def eval_summaries(
+    file: Path = typer.Argument(..., help="JSON list of {conversation_id, message, summary}"),
+    out_dir: Path = typer.Option(..., "--out", help="output directory for metrics.json and report.md"),
+    backend: list[str] | None = typer.Option(
+        None, "--backend", "-b", help="backend(s) to run [default: every one that can load here]"
+    ),
+    limit: int | None = typer.Option(None, min=1, help="only the first N conversations"),
+    mlflow: bool = typer.Option(True, help="log one MLflow run per backend"),
+) -> None:
+    """Summarise each conversation of FILE with every available backend and score it against its
+    reference summary (ROUGE): metrics.json, report.md, summaries.jsonl, MLflow."""
+    from chatlens import SUMMARY_BACKENDS
+    from eval.summaries import evaluate_summaries_file, summary_table
+
+    unknown = [b for b in backend or [] if b not in SUMMARY_BACKENDS]
+    if unknown:
+        raise ChatlensError(f"unknown backend {unknown[0]!r}; known: {', '.join(SUMMARY_BACKENDS)}")
+    settings = get_settings()
+    with progress_bar() as bar:
+        tasks: dict[str, int] = {}
+
+        def progress(name: str, done: int, total: int) -> None:
+            if name not in tasks:
+                tasks[name] = bar.add_task(f"summarise ({name})", total=total)
+            bar.update(tasks[name], completed=done)
+
+        document = evaluate_summaries_file(file, out_dir, settings, backend, limit, mlflow, progress)
+    for line in summary_table(document["summaries"]):
+        out.print(line, highlight=False, soft_wrap=True)
+    for name, why in document["skipped"].items():
+        err.print(f"skipped {name}: {why}", highlight=False, soft_wrap=True)
+    out.print(f"wrote {out_dir}/metrics.json, report.md and summaries.jsonl", highlight=False, soft_wrap=True)
 
 
 @user_errors

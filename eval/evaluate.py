@@ -12,6 +12,7 @@ from chatlens.settings import Settings
 from chatlens.store import RunStore
 from eval.metrics import ModelMetrics, score
 from eval.report import plot_confusion, write_report
+from eval.summaries import score_run_summaries, summary_table
 
 
 def score_run(store: RunStore, run: str) -> tuple[int, list[ModelMetrics]]:
@@ -44,15 +45,24 @@ def evaluate_run(connection: Redis, settings: Settings, run: str, out_dir: Path,
             f"no run named {run!r} in Redis; produce it first with `chatlens produce FILE --run {run}`"
         )
     enqueued, models = score_run(store, run)
+    summaries = score_run_summaries(store, run, settings.summary_references)
     out_dir.mkdir(parents=True, exist_ok=True)
     document = {
         "run": run,
         "messages": enqueued,
         "dataset_hash": info.dataset_hash,
         "models": {m.model: m.summary() for m in models},
+        "summaries": summaries,
+        "conversations_summarised": len(store.summaries(run)),
     }
     (out_dir / "metrics.json").write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
     write_report(out_dir / "report.md", run, enqueued, models)
+    if summaries:
+        with (out_dir / "report.md").open("a", encoding="utf-8") as handle:
+            handle.write(
+                "\n## Summaries\n\nAgainst the reference summaries of the conversations that have one "
+                f"(`{settings.summary_references}`):\n\n" + "\n".join(summary_table(summaries)) + "\n"
+            )
     for m in models:
         plot_confusion(out_dir / f"confusion_{m.model}.png", m, run)
     if track and models:
@@ -66,5 +76,12 @@ def evaluate_run(connection: Redis, settings: Settings, run: str, out_dir: Path,
             enqueued,
             models,
             out_dir,
+        )
+    if track and summaries:
+        from eval.tracking import log_summary_evaluation
+
+        summary_doc = {"summaries": summaries, "models": {}, "conversations": None}
+        document["mlflow_run_ids"] = document.get("mlflow_run_ids", []) + log_summary_evaluation(
+            settings.mlflow_tracking_uri, settings.mlflow_experiment, run, summary_doc, out_dir
         )
     return document

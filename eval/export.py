@@ -68,13 +68,48 @@ def write_records(models: list[str], records: Iterator[dict], fmt: str, handle: 
     return count
 
 
-def export_results(store: RunStore, run: str, fmt: str, output: Path | None) -> int:
-    models, records = result_records(store, run)
+SUMMARY_FIELDS = [
+    "conversation_id",
+    "backend",
+    "model_id",
+    "text",
+    "turns",
+    "input_tokens",
+    "output_tokens",
+    "calls",
+    "latency_ms",
+    "worker",
+    "created_at",
+]
+
+
+def write_summaries(store: RunStore, run: str, fmt: str, handle: TextIO) -> int:
+    summaries = sorted(store.summaries(run).values(), key=lambda s: s.conversation_id)
+    if fmt == "csv":
+        writer = csv.DictWriter(handle, fieldnames=SUMMARY_FIELDS)
+        writer.writeheader()
+        writer.writerows(s.model_dump(mode="json") for s in summaries)
+    else:
+        for s in summaries:
+            handle.write(json.dumps(s.model_dump(mode="json"), ensure_ascii=False) + "\n")
+    return len(summaries)
+
+
+def export_results(store: RunStore, run: str, fmt: str, output: Path | None, summaries: bool = False) -> int:
+    """Write the run's predictions (or, with `summaries`, its conversation summaries) to `output` or
+    stdout; a file is written whole or not at all."""
+
+    def write(handle: TextIO) -> int:
+        if summaries:
+            return write_summaries(store, run, fmt, handle)
+        models, records = result_records(store, run)
+        return write_records(models, records, fmt, handle)
+
     if output is None:
-        return write_records(models, records, fmt, sys.stdout)
+        return write(sys.stdout)
     output.parent.mkdir(parents=True, exist_ok=True)
     partial = output.with_name(output.name + ".partial")
     with partial.open("w", newline="", encoding="utf-8") as handle:
-        count = write_records(models, records, fmt, handle)
+        count = write(handle)
     partial.replace(output)
     return count

@@ -22,6 +22,19 @@ def quiet_mlflow() -> ModuleType:
     return mlflow
 
 
+def use_experiment(tracking_uri: str, experiment: str) -> ModuleType:
+    """mlflow, pointed at `experiment`; an unreachable or broken store is one line, exit 3."""
+    mlflow = quiet_mlflow()
+    mlflow.set_tracking_uri(tracking_uri)
+    try:
+        mlflow.set_experiment(experiment)
+    except Exception as exc:  # sqlalchemy or HTTP errors, by backend
+        raise ServiceUnavailable(
+            f"cannot use MLflow at {tracking_uri} ({type(exc).__name__}: {exc})"
+        ) from exc
+    return mlflow
+
+
 def log_evaluation(
     tracking_uri: str,
     experiment: str,
@@ -32,15 +45,7 @@ def log_evaluation(
     out_dir: Path,
 ) -> list[str]:
     """Return the MLflow run ids."""
-    mlflow = quiet_mlflow()
-
-    mlflow.set_tracking_uri(tracking_uri)
-    try:
-        mlflow.set_experiment(experiment)
-    except Exception as exc:  # sqlalchemy or HTTP errors, by backend
-        raise ServiceUnavailable(
-            f"cannot use MLflow at {tracking_uri} ({type(exc).__name__}: {exc})"
-        ) from exc
+    mlflow = use_experiment(tracking_uri, experiment)
     run_ids: list[str] = []
     for m in models:
         with mlflow.start_run(run_name=f"{run}/{m.model}") as active:
@@ -67,5 +72,30 @@ def log_evaluation(
             for name in ("metrics.json", "report.md", f"confusion_{m.model}.png"):
                 if (out_dir / name).exists():
                     mlflow.log_artifact(str(out_dir / name))
+            run_ids.append(active.info.run_id)
+    return run_ids
+
+
+def log_summary_evaluation(
+    tracking_uri: str, experiment: str, name: str, document: dict, out_dir: Path
+) -> list[str]:
+    """One MLflow run per summary backend; returns the run ids."""
+    mlflow = use_experiment(tracking_uri, experiment)
+    run_ids: list[str] = []
+    for backend, metrics in document["summaries"].items():
+        with mlflow.start_run(run_name=f"{name}/summaries-{backend}") as active:
+            mlflow.log_params(
+                {
+                    "source": name,
+                    "backend": backend,
+                    "model": document.get("models", {}).get(backend, ""),
+                    "conversations": metrics.get("conversations", document.get("conversations")),
+                }
+            )
+            mlflow.log_metrics({k: float(v) for k, v in metrics.items() if k != "conversations"})
+            mlflow.set_tags({"chatlens.kind": "summary-eval", "chatlens.source": name})
+            for artifact in ("metrics.json", "report.md", "summaries.jsonl"):
+                if (out_dir / artifact).exists():
+                    mlflow.log_artifact(str(out_dir / artifact))
             run_ids.append(active.info.run_id)
     return run_ids

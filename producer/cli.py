@@ -10,16 +10,19 @@ from pathlib import Path
 import pandas as pd
 import typer
 
+from chatlens import keys
 from chatlens.connection import connect
 from chatlens.console import err, out, progress_bar, user_errors
 from chatlens.errors import ChatlensError
 from chatlens.keys import check_run_name
 from chatlens.schemas import ProduceCounts
 from chatlens.settings import get_settings
+from chatlens.store import RunStore
 from producer.cleaning import clean, write_rejects
 from producer.enqueue import enqueue_messages, queues_without_workers, record_run, to_messages
 from producer.reader import Columns, read_messages
 from producer.sampling import stratified_sample, stratified_split
+from producer.summaries import conversations, enqueue_summaries
 
 
 class Split(StrEnum):
@@ -104,6 +107,20 @@ def produce_file(
             connection, settings, run, messages, on_batch=lambda n: progress.advance(task, n)
         )
         progress.update(task, total=max(1, outcome.batches), completed=outcome.batches)
+        summarised = 0
+        if settings.summarise and outcome.conversations:
+            # Every message of these conversations is enqueued now; a conversation that grew gets a
+            # fresh summary of all its turns, the ones stored by an earlier produce included.
+            pool = (
+                messages
+                if not outcome.already_present
+                else RunStore(connection, settings.result_ttl_s).messages(run).values()
+            )
+            items = conversations(run, (m for m in pool if m.conversation_id in outcome.conversations))
+            task = progress.add_task(f"summaries ({settings.summary_backend})", total=len(items))
+            summarised = enqueue_summaries(
+                connection, settings, items, settings.summary_backend, lambda n: progress.advance(task, n)
+            )
     record_run(connection, settings, run, source=str(file))
 
     counts = ProduceCounts(
@@ -115,12 +132,14 @@ def produce_file(
         enqueued=outcome.enqueued,
         already_present=outcome.already_present,
         batches=outcome.batches,
+        conversations=summarised,
     )
     out.print(
         f"read {counts.read} / dropped-missing {counts.dropped_missing} / "
         f"dropped-duplicate {counts.dropped_duplicate} / rejected {counts.rejected} / "
         f"not-selected {counts.not_selected} / enqueued {counts.enqueued} / "
-        f"already-present {counts.already_present}  ({counts.batches} batches)",
+        f"already-present {counts.already_present}  ({counts.batches} batches) / "
+        f"conversations-to-summarise {counts.conversations}",
         highlight=False,
         soft_wrap=True,
     )
@@ -135,6 +154,74 @@ def produce_file(
             soft_wrap=True,
         )
     return counts
+
+
+class Backend(StrEnum):
+    extractive = "extractive"
+    transformers = "transformers"
+    mlx = "mlx"
+
+
+@user_errors
+def summarise(
+    file: Path | None = typer.Argument(
+        None, help="CSV, JSONL or Parquet file of messages; leave out to re-summarise the run's conversations"
+    ),
+    run: str = typer.Option(..., "--run", help="run the summaries are kept under"),
+    backend: Backend | None = typer.Option(None, help="summary backend [default: CHATLENS_SUMMARY_BACKEND]"),
+    id_column: str = typer.Option("conversation_id", help="column holding the conversation id"),
+    message_column: str = typer.Option("message", help="column holding the message text"),
+    label_column: str = typer.Option("sentiment", help="column holding the true label (optional)"),
+    redis_url: str | None = typer.Option(None, help="overrides CHATLENS_REDIS_URL"),
+) -> None:
+    """(Re)summarise every conversation of FILE, or of RUN as produced, on the backend's queue."""
+    settings = get_settings()
+    chosen = backend.value if backend else settings.summary_backend
+    try:
+        check_run_name(run)
+    except ValueError as exc:
+        raise ChatlensError(str(exc)) from None
+    store_messages = None
+    if file is not None:
+        cleaned = clean(
+            read_messages(file, Columns(id_column, message_column, label_column)), settings.max_message_chars
+        )
+        store_messages = to_messages(cleaned.rows)
+        if cleaned.rejects:
+            err.print(
+                f"{len(cleaned.rejects)} rows rejected (first: row {cleaned.rejects[0].row}: "
+                f"{cleaned.rejects[0].field}: {cleaned.rejects[0].reason}); "
+                "`chatlens produce` lists them all",
+                highlight=False,
+                soft_wrap=True,
+            )
+    connection = connect(redis_url or settings.redis_url)
+    store = RunStore(connection, settings.result_ttl_s)
+    if store_messages is not None:
+        with connection.pipeline() as pipe:
+            store.add_messages(pipe, run, store_messages)
+            pipe.execute()
+        # The messages are kept so that `--run` can re-summarise and `eval` can score; no classify jobs.
+        record_run(connection, settings.model_copy(update={"classifiers": []}), run, source=str(file))
+    elif store.run_info(run) is None:
+        raise ChatlensError(f"no run named {run!r} in Redis; give a FILE, or produce the run first")
+    items = conversations(run, store.messages(run).values())
+    with progress_bar() as progress:
+        task = progress.add_task(f"summaries ({chosen})", total=len(items))
+        count = enqueue_summaries(connection, settings, items, chosen, lambda n: progress.advance(task, n))
+    out.print(
+        f"enqueued {count} conversations on {keys.summarise_queue(chosen)}", highlight=False, soft_wrap=True
+    )
+    idle = queues_without_workers(
+        connection, settings.model_copy(update={"classifiers": [], "summary_backend": chosen})
+    )
+    if idle:
+        err.print(
+            f"[yellow]warning:[/] no live worker on {idle[0]}; "
+            f"start one with `chatlens worker --queue {idle[0]}`",
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 def _write_split(out_dir: Path, train: pd.DataFrame, test: pd.DataFrame, columns: Columns) -> None:

@@ -30,6 +30,7 @@ class EnqueueOutcome:
     enqueued: int
     already_present: int
     batches: int
+    conversations: frozenset[str]  # the conversations that received new messages
 
 
 def to_messages(rows: pd.DataFrame) -> list[Message]:
@@ -113,7 +114,12 @@ def enqueue_messages(
             pipe.execute()
         if on_batch:
             on_batch(len(group))
-    return EnqueueOutcome(enqueued=len(new), already_present=len(present), batches=len(batches))
+    return EnqueueOutcome(
+        enqueued=len(new),
+        already_present=len(present),
+        batches=len(batches),
+        conversations=frozenset(m.conversation_id for m in new),
+    )
 
 
 def record_run(connection: Redis, settings: Settings, run: str, source: str) -> RunInfo:
@@ -136,6 +142,8 @@ def record_run(connection: Redis, settings: Settings, run: str, source: str) -> 
 
 def queues_without_workers(connection: Redis, settings: Settings) -> list[str]:
     names = [keys.classify_queue(c) for c in settings.classifiers]
+    if settings.summarise:
+        names.append(keys.summarise_queue(settings.summary_backend))
     served: set[str] = set()
     for worker in Worker.all(connection=connection):
         served.update(worker.queue_names())

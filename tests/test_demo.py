@@ -18,3 +18,6 @@ def test_demo_runs_the_whole_path_in_process(tmp_path: Path) -> None:
     metrics = json.loads((tmp_path / "demo" / "metrics.json").read_text())
     assert metrics["models"]["minilm-head"]["coverage"] == 1.0
     assert "# chatlens evaluation: run `demo`" in result.output
+    assert "Conversation summaries (extractive, 12 conversations)" in result.output
+    lines = (tmp_path / "demo" / "summaries.jsonl").read_text().splitlines()
+    assert len(lines) == 12 and all(json.loads(line)["text"] for line in lines)

@@ -11,6 +11,7 @@ import redis
 
 from chatlens import keys
 from chatlens.demo import EXAMPLE_FILE
+from chatlens.store import RunStore
 from tests.conftest import chatlens_cmd, subprocess_env
 
 
@@ -38,6 +39,12 @@ def test_produce_worker_eval(redis_url: str, tmp_path: Path) -> None:
         len(result_ids) == len(set(result_ids)) == 95 and set(result_ids) == message_ids
     )  # exactly one each
 
+    # One summary per conversation, from the offline default, on its own queue.
+    conversations = {m.conversation_id for m in RunStore(connection, 3600).messages("e2e").values()}
+    summaries = RunStore(connection, 3600).summaries("e2e")
+    assert set(summaries) == conversations and len(conversations) == 12
+    assert all(s.backend == "extractive" and s.text and s.calls == 1 for s in summaries.values())
+
     out = tmp_path / "report"
     evaluated = chatlens("eval", "--run", "e2e", "--out", str(out), env=env)
     assert evaluated.returncode == 0, evaluated.stderr
@@ -52,6 +59,12 @@ def test_produce_worker_eval(redis_url: str, tmp_path: Path) -> None:
     with (tmp_path / "r.csv").open() as handle:
         rows = list(csv.DictReader(handle))
     assert len(rows) == 95 and all(r["minilm-head.label"] for r in rows)
+
+    exported = chatlens("results", "--run", "e2e", "--summaries", "--format", "jsonl", env=env)
+    assert exported.returncode == 0, exported.stderr
+    records = [json.loads(line) for line in exported.stdout.splitlines()]
+    assert sorted(r["conversation_id"] for r in records) == sorted(conversations)
+    assert metrics["conversations_summarised"] == 12
 
     again = chatlens("produce", str(EXAMPLE_FILE), "--run", "e2e", env=env)
     assert "enqueued 0 / already-present 95" in again.stdout

@@ -16,7 +16,10 @@ from worker.runner import default_queues, run_worker
 @user_errors
 def worker(
     queue: list[str] | None = typer.Option(
-        None, "--queue", "-q", help="queue(s) to serve [default: classify-<each enabled classifier>]"
+        None,
+        "--queue",
+        "-q",
+        help="queue(s) to serve [default: classify-<each enabled classifier>, summarise-<backend>]",
     ),
     burst: bool = typer.Option(False, help="stop once the queues are empty"),
     threads: int | None = typer.Option(None, min=1, help="torch threads for this worker (see README)"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import warnings
 from enum import StrEnum
@@ -101,3 +102,12 @@ def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tenso
     mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
     pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
     return torch.nn.functional.normalize(pooled, p=2, dim=1)
+
+
+@functools.cache
+def shared_encoder(
+    source: str | None = None, max_length: int = 256, batch_size: int = 32, int8: bool = False
+) -> SentenceEncoder:
+    """One encoder per process and configuration: the default classifier and the extractive summariser
+    read the same MiniLM, so a worker serving both loads it once."""
+    return SentenceEncoder(source, max_length=max_length, batch_size=batch_size, int8=int8)

@@ -6,13 +6,14 @@ import resource
 import sys
 import time
 
+from redis import Redis
 from rq import get_current_job
 
-from chatlens.schemas import MessageError, MicroBatch, Prediction
-from chatlens.settings import get_settings
+from chatlens.schemas import Conversation, MessageError, MicroBatch, Prediction, Summary, SummaryError
+from chatlens.settings import Settings, get_settings
 from chatlens.store import RunStore, process_name
 from worker.classifier import Classifier, Output
-from worker.loaded import get_classifier
+from worker.loaded import get_classifier, get_summariser
 
 
 def classify_batch(batch: dict, classifier: str) -> dict:
@@ -20,13 +21,9 @@ def classify_batch(batch: dict, classifier: str) -> dict:
 
     A message the model fails on is recorded as an error for that message; the worker goes on.
     """
-    job = get_current_job()
-    if job is None:
-        raise RuntimeError("classify_batch runs inside an RQ worker")
-    settings = get_settings()
+    connection, settings, store = _job_context("classify_batch")
     micro = MicroBatch.model_validate(batch)
-    model = get_classifier(classifier, settings, job.connection)
-    store = RunStore(job.connection, settings.result_ttl_s)
+    model = get_classifier(classifier, settings, connection)
     refresh = getattr(model, "refresh", None)
     if refresh is not None:  # a registry alias may have moved: swap models between batches
         before = model.version
@@ -61,6 +58,48 @@ def classify_batch(batch: dict, classifier: str) -> dict:
     store.write_results(micro.run, model.name, predictions, errors)
     store.record_peak_rss(peak_rss_mb())
     return {"run": micro.run, "model": model.name, "predicted": len(predictions), "errors": len(errors)}
+
+
+def summarise_conversation(conversation: dict, backend: str) -> dict:
+    """Summarise one whole conversation and write the summary under its conversation id.
+
+    A failure is recorded for the conversation and re-raised, so RQ retries it with backoff.
+    """
+    connection, settings, store = _job_context("summarise_conversation")
+    item = Conversation.model_validate(conversation)
+    summariser = get_summariser(backend, settings, connection)
+    started = time.perf_counter()
+    try:
+        result = summariser.summarise(item.turns)
+    except Exception as exc:
+        reason = f"{type(exc).__name__}: {exc}"[:500]
+        store.write_summary_error(
+            item.run, SummaryError(conversation_id=item.conversation_id, backend=backend, error=reason)
+        )
+        raise
+    summary = Summary(
+        conversation_id=item.conversation_id,
+        backend=summariser.backend,
+        model_id=summariser.model_id,
+        text=result.text,
+        turns=len(item.turns),
+        input_tokens=result.input_tokens,
+        output_tokens=result.output_tokens,
+        calls=result.calls,
+        latency_ms=round((time.perf_counter() - started) * 1000.0, 3),
+        worker=process_name(),
+    )
+    store.write_summary(item.run, summary)
+    store.record_peak_rss(peak_rss_mb())
+    return {"run": item.run, "conversation_id": item.conversation_id, "words": len(result.text.split())}
+
+
+def _job_context(name: str) -> tuple[Redis, Settings, RunStore]:
+    job = get_current_job()
+    if job is None:
+        raise RuntimeError(f"{name} runs inside an RQ worker")
+    settings = get_settings()
+    return job.connection, settings, RunStore(job.connection, settings.result_ttl_s)
 
 
 def _predict_guarded(model: Classifier, texts: list[str]) -> tuple[list[Output | None], dict[int, str]]:

@@ -1,4 +1,4 @@
-"""The classifiers loaded in this process: each is built once, on first use, and kept.
+"""The classifiers and summarisers loaded in this process: each is built once, on first use, and kept.
 
 A worker preloads its classifiers before taking jobs, so a job only ever finds them here. Each load is
 counted in Redis, which is how the tests and `chatlens bench` prove there is one load per process.
@@ -8,13 +8,16 @@ from __future__ import annotations
 
 from redis import Redis
 
+from chatlens import SUMMARY_BACKENDS
 from chatlens.errors import ChatlensError
 from chatlens.settings import Settings
 from chatlens.store import RunStore
 from worker.classifier import Classifier
 from worker.minilm import MiniLMClassifier
+from worker.summariser import Summariser
 
 _loaded: dict[str, Classifier] = {}
+_summarisers: dict[str, Summariser] = {}
 
 KNOWN = ("default", "zeroshot", "emotion", "finetuned")
 
@@ -86,3 +89,30 @@ def get_classifier(key: str, settings: Settings, connection: Redis) -> Classifie
         _loaded[key] = classifier
         RunStore(connection, settings.result_ttl_s).record_model_load(classifier.name)
     return _loaded[key]
+
+
+def build_summariser(backend: str, settings: Settings) -> Summariser:
+    # The configured model belongs to the configured backend; any other backend uses its own default.
+    if backend != settings.summary_backend:
+        settings = settings.model_copy(update={"summary_model": None})
+    if backend == "extractive":
+        from worker.extractive import ExtractiveSummariser
+
+        return ExtractiveSummariser.from_settings(settings)
+    if backend == "transformers":
+        from worker.hf_summariser import HFSummariser
+
+        return HFSummariser.from_settings(settings)
+    if backend == "mlx":
+        from worker.mlx_summariser import MLXSummariser
+
+        return MLXSummariser.from_settings(settings)
+    raise ChatlensError(f"unknown summary backend {backend!r}; known: {', '.join(SUMMARY_BACKENDS)}")
+
+
+def get_summariser(backend: str, settings: Settings, connection: Redis) -> Summariser:
+    if backend not in _summarisers:
+        summariser = build_summariser(backend, settings)
+        _summarisers[backend] = summariser
+        RunStore(connection, settings.result_ttl_s).record_model_load(f"summarise-{backend}")
+    return _summarisers[backend]

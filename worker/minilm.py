@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 
 from worker.classifier import Output
-from worker.encoder import SentenceEncoder
+from worker.encoder import shared_encoder
 from worker.head import DEFAULT_HEAD_DIR, head_version, load_head
 
 
@@ -26,7 +26,7 @@ class MiniLMClassifier:
     ) -> None:
         head_dir = head_dir or DEFAULT_HEAD_DIR
         self.head = load_head(head_dir)
-        self.encoder = SentenceEncoder(
+        self.encoder = shared_encoder(
             encoder, max_length=max_length or self.head.config.max_length, batch_size=batch_size, int8=int8
         )
         self.labels = self.head.config.labels

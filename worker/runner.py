@@ -12,25 +12,33 @@ from chatlens import keys
 from chatlens.settings import Settings
 
 CLASSIFY_PREFIX = keys.classify_queue("")
+SUMMARISE_PREFIX = keys.summarise_queue("")
 
 
 def default_queues(settings: Settings) -> list[str]:
-    return [keys.classify_queue(c) for c in settings.classifiers]
+    queues = [keys.classify_queue(c) for c in settings.classifiers]
+    if settings.summarise:
+        queues.append(keys.summarise_queue(settings.summary_backend))
+    return queues
 
 
 def preload(queues: list[str], settings: Settings, connection: Redis, threads: int | None) -> None:
-    """Load every classifier the queues need, now: a missing model stops the worker, not each job."""
+    """Load every model the queues need, now: a missing model (or an MLX queue on a host that cannot
+    serve it) stops the worker, not each job."""
     classify = [q.removeprefix(CLASSIFY_PREFIX) for q in queues if q.startswith(CLASSIFY_PREFIX)]
-    if not classify:
+    summarise = [q.removeprefix(SUMMARISE_PREFIX) for q in queues if q.startswith(SUMMARISE_PREFIX)]
+    if not classify and not summarise:
         return  # e.g. the eval queue: no torch needed
     import torch
 
     if threads:
         torch.set_num_threads(threads)
-    from worker.loaded import get_classifier
+    from worker.loaded import get_classifier, get_summariser
 
     for key in classify:
         get_classifier(key, settings, connection)
+    for backend in summarise:
+        get_summariser(backend, settings, connection)
 
 
 def build_worker(

@@ -29,11 +29,10 @@ def byte_level_tokenizer() -> PreTrainedTokenizerFast:
     return bpe_tokenizer(corpus, vocab_size=600, max_length=96)
 
 
-def save_tiny_bart_mnli(directory: Path, id2label: dict[int, str]) -> Path:
-    torch.manual_seed(0)
-    tokenizer = byte_level_tokenizer()
-    config = BartConfig(
-        vocab_size=len(tokenizer),
+def tiny_bart_config(vocab_size: int, positions: int, **extra: object) -> BartConfig:
+    """BART's shape at its smallest, with bart-large's special-token ids."""
+    return BartConfig(
+        vocab_size=vocab_size,
         d_model=32,
         encoder_layers=1,
         decoder_layers=1,
@@ -41,13 +40,20 @@ def save_tiny_bart_mnli(directory: Path, id2label: dict[int, str]) -> Path:
         decoder_attention_heads=2,
         encoder_ffn_dim=64,
         decoder_ffn_dim=64,
-        max_position_embeddings=128,
-        id2label=id2label,
-        label2id={v: k for k, v in id2label.items()},
+        max_position_embeddings=positions,
         pad_token_id=1,
         bos_token_id=0,
         eos_token_id=2,
         decoder_start_token_id=2,
+        **extra,
+    )
+
+
+def save_tiny_bart_mnli(directory: Path, id2label: dict[int, str]) -> Path:
+    torch.manual_seed(0)
+    tokenizer = byte_level_tokenizer()
+    config = tiny_bart_config(
+        len(tokenizer), 128, id2label=id2label, label2id={v: k for k, v in id2label.items()}
     )
     BartForSequenceClassification(config).save_pretrained(directory)
     tokenizer.save_pretrained(directory)

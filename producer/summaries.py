@@ -1,0 +1,64 @@
+"""Enqueueing one summary job per conversation, on the queue of the configured summary backend."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+
+from redis import Redis
+from rq import Queue, Retry
+from rq.serializers import JSONSerializer
+
+from chatlens import keys
+from chatlens.schemas import Conversation, Message
+from chatlens.settings import Settings
+
+# Named by string so the producer never imports torch.
+SUMMARISE_JOB = "worker.jobs.summarise_conversation"
+JOBS_PER_ROUND_TRIP = 200
+
+
+def conversations(run: str, messages: Iterable[Message]) -> list[Conversation]:
+    """Each conversation's turns in position order; conversations in order of first appearance."""
+    grouped: dict[str, list[Message]] = defaultdict(list)
+    for message in messages:
+        grouped[message.conversation_id].append(message)
+    return [
+        Conversation(
+            run=run, conversation_id=cid, turns=[m.text for m in sorted(turns, key=lambda m: m.position)]
+        )
+        for cid, turns in grouped.items()
+    ]
+
+
+def enqueue_summaries(
+    connection: Redis,
+    settings: Settings,
+    items: list[Conversation],
+    backend: str,
+    on_jobs: Callable[[int], None] | None = None,
+) -> int:
+    """One job per conversation on `summarise-<backend>`; a conversation summarised again overwrites
+    its earlier summary, so re-summarising is safe."""
+    queue = Queue(keys.summarise_queue(backend), connection=connection, serializer=JSONSerializer)
+    retry = Retry(max=len(settings.retry_intervals_s), interval=settings.retry_intervals_s)
+    for start in range(0, len(items), JOBS_PER_ROUND_TRIP):
+        group = items[start : start + JOBS_PER_ROUND_TRIP]
+        jobs = [
+            Queue.prepare_data(
+                SUMMARISE_JOB,
+                kwargs={"conversation": c.model_dump(mode="json"), "backend": backend},
+                timeout=settings.job_timeout_s,
+                result_ttl=3600,
+                failure_ttl=settings.result_ttl_s,
+                retry=retry,
+                description=f"summarise ({backend}) conversation {c.conversation_id} of run {c.run}",
+            )
+            for c in group
+        ]
+        with connection.pipeline() as pipe:
+            queue.enqueue_many(jobs, pipeline=pipe)
+            pipe.execute()
+        if on_jobs:
+            on_jobs(len(group))
+    return len(items)
