@@ -9,18 +9,18 @@ Figures on the 100 conversations (2 CPU cores; each conversation is passed whole
     method                           rouge1  rouge2  rougeL  words  s/conv
     lead-3                           0.1699  0.0543  0.1323   24.2       -
     bart-large-cnn (seed)            0.2521  0.0775  0.1829   37.7       -
-    centroid top-3                   0.1952  0.0478  0.1429   33.1   0.155
-    centroid top-3, length filter    0.2190  0.0524  0.1549   38.6   0.132
-    centroid, 45 words               0.2343  0.0550  0.1630   52.8   0.134
-    centroid + MMR 0.3, 45 words     0.2446  0.0546  0.1661   52.3   0.133
-    + lead prior                     0.2582  0.0738  0.1860   52.8   0.128
-    + small-talk penalty             0.2651  0.0733  0.1878   53.0   0.129
-    + question bonus                 0.2740  0.0807  0.1941   53.0   0.127
-    + openers trimmed (default)      0.2783  0.0830  0.1973   50.6   0.132
-    default + MMR 0.2                0.2771  0.0784  0.1972   50.0   0.140
-    default, 3 sentences             0.2401  0.0694  0.1755   34.1   0.131
-    default, 35 words                0.2606  0.0751  0.1857   40.4   0.137
-    default, 55 words                0.2803  0.0821  0.1960   58.7   0.140
+    centroid top-3                   0.1952  0.0478  0.1429   33.1   0.175
+    centroid top-3, length filter    0.2190  0.0524  0.1549   38.6   0.149
+    centroid, 45 words               0.2343  0.0550  0.1630   52.8   0.158
+    centroid + MMR 0.3, 45 words     0.2446  0.0546  0.1661   52.3   0.152
+    + lead prior                     0.2582  0.0738  0.1860   52.8   0.155
+    + small-talk penalty             0.2651  0.0733  0.1878   53.0   0.154
+    + question bonus                 0.2740  0.0807  0.1941   53.0   0.159
+    + openers trimmed (default)      0.2774  0.0826  0.1965   51.0   0.172
+    default + MMR 0.2                0.2764  0.0781  0.1966   50.3   0.160
+    default, 3 sentences             0.2394  0.0692  0.1749   34.3   0.143
+    default, 35 words                0.2599  0.0749  0.1851   40.7   0.146
+    default, 55 words                0.2793  0.0818  0.1952   59.1   0.141
 
 Tried and dropped (scratch runs, same references): TextRank over cosine similarity (about the centroid's
 score), facility-location coverage (0.15), one sentence per TextTiling topic segment (0.18), a centroid of

@@ -25,18 +25,25 @@ _CHAT_WORDS = frozenset({
     "we", "us", "our", "lol", "haha", "hahaha", "lmao",
 })  # fmt: skip
 _WORD = re.compile(r"[\w']+")
-# Chat openers that carry no content ("Yeah, wow,") and fact introducers ("Did you know that X?"): cut
-# from the front of a chosen sentence, which then reads as what it is about. Stance ("I think", "not")
-# is kept. English only.
-_OPENER = re.compile(
-    r"^(?:yes|yeah|yep|yup|oh+|wow|well|haha+|lol|ok|okay|so|hmm+|hm|ah+|aha|right|sure|true|indeed|really|"
-    r"interesting|cool|nice|awesome|great|agreed|absolutely|exactly|definitely|anyway|also|and|but|plus|"
-    r"actually|honestly|i see|me too|same here|good point|i agree|by the way|speaking of which|"
-    r"that'?s (?:cool|interesting|true|awesome|great|crazy|funny|amazing|neat|wild))\b[\s,.!:;-]*",
-    re.IGNORECASE,
+# Chat openers that carry no content ("Yeah, wow,") and fact introducers ("Did you know that X?") are cut
+# from the front of a chosen sentence, which then reads as what it is about. Words that are also content
+# ("Right now", "True love", "Well done") count as openers only when punctuation follows them. Stance
+# ("I think", "No,", "not") is kept. English only.
+_INTERJECTION = (
+    r"(?:yes|yeah|yep|yup|oh+|wow|haha+|lol|ok|okay|hmm+|hm|ah+|aha|and|but|plus|also|anyway|"
+    r"by the way|speaking of which)\b[\s,.!:;-]*"
 )
+_PUNCTUATED = (
+    r"(?:well|so|right|sure|true|indeed|really|interesting|cool|nice|awesome|great|agreed|absolutely|"
+    r"exactly|definitely|actually|honestly|i see|me too|same here|good point|i agree|"
+    r"that'?s (?:cool|interesting|true|awesome|great|crazy|funny|amazing|neat|wild))\s*[,.!:;-]+\s*"
+)
+_OPENER = re.compile(rf"^(?:{_INTERJECTION}|{_PUNCTUATED})", re.IGNORECASE)
+# "Did you know how..." asks; "Did you know (that) X" states X. "I heard the news" has an object, so
+# the other introducers count only with "that".
 _INTRODUCER = re.compile(
-    r"^(?:did you know|do you know|have you (?:ever )?heard|i (?:heard|read|learned|saw))(?: that)?\b[\s,]*",
+    r"^(?:did you know(?: that)?(?!\s+(?:how|what|where|when|who|why|which|if|whether)\b)|"
+    r"(?:have you (?:ever )?heard|i (?:heard|read|learned|found out)) that)\s+",
     re.IGNORECASE,
 )
 

@@ -65,7 +65,12 @@ def test_trimmed_sentences_are_the_tails_of_source_sentences(encoder: SentenceEn
     [
         ("Yeah, did you know that a seahorse has a neck?", "A seahorse has a neck."),
         ("Interesting, they also have gills.", "They also have gills."),
-        ("I heard the arena holds 20,000 people.", "The arena holds 20,000 people."),
+        ("I heard that the arena holds 20,000 people.", "The arena holds 20,000 people."),
+        ("I heard the news.", "I heard the news."),  # an object, not an introducer
+        ("Do you know how tall he is?", "Do you know how tall he is?"),  # a question stays one
+        ("Well, it was nice.", "It was nice."),
+        ("Right now I am busy.", "Right now I am busy."),  # content words need punctuation to go
+        ("That's amazing for a feature film.", "That's amazing for a feature film."),
         ("No, I do not like it.", "No, I do not like it."),  # stance and negation stay
         ("I think he is tall.", "I think he is tall."),
         ("Yeah, wow!", "Yeah, wow!"),  # nothing but openers: kept whole
@@ -166,7 +171,7 @@ def test_the_default_scores_well_against_llama_references(encoder: SentenceEncod
     default = ExtractiveSummariser(encoder)
     outputs = [default.summarise(turns).text for turns in conversations]
     scores = score_summaries(outputs, references, sources)
-    # Measured 0.1973 on the 100 (BART-large-cnn 0.1829, lead-3 0.1323): it must stay ahead of the seed's
+    # Measured 0.1965 on the 100 (BART-large-cnn 0.1829, lead-3 0.1323): it must stay ahead of the seed's
     # BART; the bound leaves room for numeric drift across torch builds, not for a worse method.
     assert scores["rougeL"] > score_summaries(bart, references, sources)["rougeL"] + 0.01
     assert scores["rougeL"] >= 0.195
