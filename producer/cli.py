@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import typer
 
-from chatlens import keys
+from chatlens import SUMMARY_BACKENDS, keys
 from chatlens.connection import connect
 from chatlens.console import err, out, progress_bar, user_errors
 from chatlens.errors import ChatlensError
@@ -156,10 +156,7 @@ def produce_file(
     return counts
 
 
-class Backend(StrEnum):
-    extractive = "extractive"
-    transformers = "transformers"
-    mlx = "mlx"
+Backend = StrEnum("Backend", {name: name for name in SUMMARY_BACKENDS})  # type: ignore[misc]
 
 
 @user_errors
