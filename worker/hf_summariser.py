@@ -139,12 +139,6 @@ class HFSummariser:
         ids = self.tokenizer(text, add_special_tokens=False, split_special_tokens=True, verbose=False)  # type: ignore[operator]
         return list(ids["input_ids"])
 
-    def _fit(self, text: str) -> str:
-        # map_reduce splits down to single words; only one word longer than the budget (a pasted blob)
-        # reaches here over it, and its tail is what must go.
-        ids = self._ids(text)
-        return text if len(ids) <= self.budget else self.tokenizer.decode(ids[: self.budget])  # type: ignore[union-attr]
-
     def _prompt(self, instruction: str, text: str) -> list[int]:
         message = {"role": "user", "content": f"{instruction}\n\n{text}"}
         encoded = self.tokenizer.apply_chat_template(  # type: ignore[union-attr]
@@ -154,7 +148,6 @@ class HFSummariser:
 
     @torch.inference_mode()
     def _generate(self, instruction: str, text: str) -> tuple[str, int, int]:
-        text = self._fit(text)
         if self.seq2seq:
             ids = self.tokenizer(text, split_special_tokens=True)["input_ids"]  # type: ignore[operator]
             options: dict[str, object] = {
