@@ -124,6 +124,9 @@ class RunStore:
     def result_count(self, run: str, model: str) -> int:
         return int(self.redis.hlen(keys.results(run, model)))
 
+    def summary_count(self, run: str) -> int:
+        return int(self.redis.hlen(keys.summaries(run)))
+
     def summaries(self, run: str) -> dict[str, Summary]:
         return {cid: Summary.model_validate_json(raw) for cid, raw in self._scan(keys.summaries(run))}
 

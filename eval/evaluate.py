@@ -8,6 +8,7 @@ from pathlib import Path
 from redis import Redis
 
 from chatlens.errors import ChatlensError
+from chatlens.schemas import Message
 from chatlens.settings import Settings
 from chatlens.store import RunStore
 from eval.metrics import ModelMetrics, score
@@ -15,8 +16,7 @@ from eval.report import plot_confusion, write_report
 from eval.summaries import score_run_summaries, summary_table
 
 
-def score_run(store: RunStore, run: str) -> tuple[int, list[ModelMetrics]]:
-    messages = store.messages(run)
+def score_run(store: RunStore, run: str, messages: dict[str, Message]) -> list[ModelMetrics]:
     scored: list[ModelMetrics] = []
     for model in store.models(run):
         predictions = store.predictions(run, model)
@@ -34,7 +34,7 @@ def score_run(store: RunStore, run: str) -> tuple[int, list[ModelMetrics]]:
                 versions=sorted({p.model_version for p in predictions.values()}),
             )
         )
-    return len(messages), scored
+    return scored
 
 
 def evaluate_run(connection: Redis, settings: Settings, run: str, out_dir: Path, track: bool = True) -> dict:
@@ -44,8 +44,10 @@ def evaluate_run(connection: Redis, settings: Settings, run: str, out_dir: Path,
         raise ChatlensError(
             f"no run named {run!r} in Redis; produce it first with `chatlens produce FILE --run {run}`"
         )
-    enqueued, models = score_run(store, run)
-    summaries = score_run_summaries(store, run, settings.summary_references)
+    messages = store.messages(run)  # read once: the models and the summaries are scored against it
+    enqueued = len(messages)
+    models = score_run(store, run, messages)
+    summaries = score_run_summaries(store, run, messages, settings.summary_references)
     out_dir.mkdir(parents=True, exist_ok=True)
     document = {
         "run": run,
@@ -53,7 +55,7 @@ def evaluate_run(connection: Redis, settings: Settings, run: str, out_dir: Path,
         "dataset_hash": info.dataset_hash,
         "models": {m.model: m.summary() for m in models},
         "summaries": summaries,
-        "conversations_summarised": len(store.summaries(run)),
+        "conversations_summarised": store.summary_count(run),
     }
     (out_dir / "metrics.json").write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
     write_report(out_dir / "report.md", run, enqueued, models)
@@ -80,8 +82,7 @@ def evaluate_run(connection: Redis, settings: Settings, run: str, out_dir: Path,
     if track and summaries:
         from eval.tracking import log_summary_evaluation
 
-        summary_doc = {"summaries": summaries, "models": {}, "conversations": None}
         document["mlflow_run_ids"] = document.get("mlflow_run_ids", []) + log_summary_evaluation(
-            settings.mlflow_tracking_uri, settings.mlflow_experiment, run, summary_doc, out_dir
+            settings.mlflow_tracking_uri, settings.mlflow_experiment, run, summaries, out_dir
         )
     return document

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from chatlens import SUMMARY_BACKENDS
 from chatlens.errors import ChatlensError
+from chatlens.schemas import Message
 from chatlens.settings import Settings
 from chatlens.store import RunStore
 from eval.summary_metrics import score_summaries
@@ -127,14 +128,17 @@ def evaluate_summaries_file(
         from eval.tracking import log_summary_evaluation
 
         document["mlflow_run_ids"] = log_summary_evaluation(
-            settings.mlflow_tracking_uri, "chatlens-summaries", path.name, document, out_dir
+            settings.mlflow_tracking_uri, "chatlens-summaries", path.name, scored, out_dir, models, len(items)
         )
         _write(out_dir, document, f"summaries of `{path.name}`")
     return document
 
 
-def score_run_summaries(store: RunStore, run: str, references_path: Path | None) -> dict:
-    """{backend: metrics} for the run's summaries that have a reference; {} when none do."""
+def score_run_summaries(
+    store: RunStore, run: str, messages: dict[str, Message], references_path: Path | None
+) -> dict:
+    """{backend: metrics} for the run's summaries that have a reference; {} when none do. `messages` are
+    the run's, as `store.messages(run)` gives them: the sources the compression is measured against."""
     if references_path is None or not references_path.is_file():
         return {}
     references = {item.conversation_id: item.summary for item in load_references(references_path)}
@@ -142,7 +146,7 @@ def score_run_summaries(store: RunStore, run: str, references_path: Path | None)
     if not matched:
         return {}
     turns: dict[str, list[tuple[int, str]]] = defaultdict(list)
-    for message in store.messages(run).values():
+    for message in messages.values():
         if message.conversation_id in matched:
             turns[message.conversation_id].append((message.position, message.text))
     by_backend: dict[str, list[str]] = defaultdict(list)

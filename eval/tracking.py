@@ -77,19 +77,26 @@ def log_evaluation(
 
 
 def log_summary_evaluation(
-    tracking_uri: str, experiment: str, name: str, document: dict, out_dir: Path
+    tracking_uri: str,
+    experiment: str,
+    name: str,
+    summaries: dict[str, dict],
+    out_dir: Path,
+    models: dict[str, str] | None = None,
+    conversations: int | None = None,
 ) -> list[str]:
-    """One MLflow run per summary backend; returns the run ids."""
+    """One MLflow run per summary backend of `summaries` ({backend: metrics}); returns the run ids.
+    A run's metrics carry their own "conversations"; a reference file's all share `conversations`."""
     mlflow = use_experiment(tracking_uri, experiment)
     run_ids: list[str] = []
-    for backend, metrics in document["summaries"].items():
+    for backend, metrics in summaries.items():
         with mlflow.start_run(run_name=f"{name}/summaries-{backend}") as active:
             mlflow.log_params(
                 {
                     "source": name,
                     "backend": backend,
-                    "model": document.get("models", {}).get(backend, ""),
-                    "conversations": metrics.get("conversations", document.get("conversations")),
+                    "model": (models or {}).get(backend, ""),
+                    "conversations": metrics.get("conversations", conversations),
                 }
             )
             mlflow.log_metrics({k: float(v) for k, v in metrics.items() if k != "conversations"})

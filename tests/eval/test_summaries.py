@@ -120,8 +120,8 @@ def test_run_summaries_are_scored_where_a_reference_exists(fake_redis, tmp_path:
                 worker="w",
             ),
         )
-    scored = score_run_summaries(store, "r", references)
+    scored = score_run_summaries(store, "r", store.messages("r"), references)
     assert scored["extractive"]["conversations"] == 1
     assert scored["extractive"]["rougeL"] == 1.0  # identical to its reference
     assert scored["extractive"]["seconds_per_conversation"] == 0.25
-    assert score_run_summaries(store, "r", None) == {}
+    assert score_run_summaries(store, "r", store.messages("r"), None) == {}
