@@ -65,6 +65,16 @@ def micro_batches(messages: list[Message], size: int) -> list[list[Message]]:
     return [ordered[i : i + size] for i in range(0, len(ordered), size)]
 
 
+def job_options(settings: Settings) -> dict:
+    """What every producer job gets: a timeout, retries with backoff, and how long RQ keeps it."""
+    return {
+        "timeout": settings.job_timeout_s,
+        "result_ttl": 3600,
+        "failure_ttl": settings.result_ttl_s,
+        "retry": Retry(max=len(settings.retry_intervals_s), interval=settings.retry_intervals_s),
+    }
+
+
 def enqueue_messages(
     connection: Redis,
     settings: Settings,
@@ -84,7 +94,7 @@ def enqueue_messages(
         Queue(keys.classify_queue(c), connection=connection, serializer=JSONSerializer)
         for c in settings.classifiers
     ]
-    retry = Retry(max=len(settings.retry_intervals_s), interval=settings.retry_intervals_s)
+    options = job_options(settings)
     batches = micro_batches(new, settings.batch_size)
     for start in range(0, len(batches), BATCHES_PER_ROUND_TRIP):
         group = batches[start : start + BATCHES_PER_ROUND_TRIP]
@@ -102,11 +112,8 @@ def enqueue_messages(
                     Queue.prepare_data(
                         CLASSIFY_JOB,
                         kwargs={"batch": payload, "classifier": classifier},
-                        timeout=settings.job_timeout_s,
-                        result_ttl=3600,
-                        failure_ttl=settings.result_ttl_s,
-                        retry=retry,
                         description=f"{classifier}: {len(payload['items'])} messages of run {run}",
+                        **options,
                     )
                     for payload in payloads
                 ]

@@ -6,12 +6,13 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable
 
 from redis import Redis
-from rq import Queue, Retry
+from rq import Queue
 from rq.serializers import JSONSerializer
 
 from chatlens import keys
 from chatlens.schemas import Conversation, Message
 from chatlens.settings import Settings
+from producer.enqueue import job_options
 
 # Named by string so the producer never imports torch.
 SUMMARISE_JOB = "worker.jobs.summarise_conversation"
@@ -41,18 +42,15 @@ def enqueue_summaries(
     """One job per conversation on `summarise-<backend>`; a conversation summarised again overwrites
     its earlier summary, so re-summarising is safe."""
     queue = Queue(keys.summarise_queue(backend), connection=connection, serializer=JSONSerializer)
-    retry = Retry(max=len(settings.retry_intervals_s), interval=settings.retry_intervals_s)
+    options = job_options(settings)
     for start in range(0, len(items), JOBS_PER_ROUND_TRIP):
         group = items[start : start + JOBS_PER_ROUND_TRIP]
         jobs = [
             Queue.prepare_data(
                 SUMMARISE_JOB,
                 kwargs={"conversation": c.model_dump(mode="json"), "backend": backend},
-                timeout=settings.job_timeout_s,
-                result_ttl=3600,
-                failure_ttl=settings.result_ttl_s,
-                retry=retry,
                 description=f"summarise ({backend}) conversation {c.conversation_id} of run {c.run}",
+                **options,
             )
             for c in group
         ]
