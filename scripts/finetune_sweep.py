@@ -28,6 +28,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+# None of these needs pydantic, which the GPU machine lacks.
+from worker.encoder import mean_pool
+from worker.finetuned import FineTunedModel, predict_logits
+from worker.hf import length_sorted_batches, pad_batch
+
 CONFIGS: dict[str, dict] = {
     "product s0": dict(lr=5e-5, epochs=4, power=0.5, seed=0),
     "product s1": dict(lr=5e-5, epochs=4, power=0.5, seed=1),
@@ -91,50 +96,25 @@ def prepare(directory: Path) -> None:
 
 
 # -- run (GPU machine) ---------------------------------------------------------------------------------
-class Model(torch.nn.Module):
-    def __init__(self, encoder: torch.nn.Module, pool: str) -> None:
-        super().__init__()
-        self.encoder, self.pool = encoder, pool
+class LayerMeansModel(FineTunedModel):
+    """The trainer's model with its head on the normalised means of every hidden state, not the last's."""
+
+    def __init__(self, encoder: torch.nn.Module, n_labels: int) -> None:
+        super().__init__(encoder, n_labels)
         config = encoder.config  # type: ignore[attr-defined]
-        width = config.hidden_size * (config.num_hidden_layers + 1 if pool == "layers" else 1)
-        self.head = torch.nn.Sequential(torch.nn.Dropout(0.1), torch.nn.Linear(width, 8))
+        width = config.hidden_size * (config.num_hidden_layers + 1)
+        self.head = torch.nn.Sequential(torch.nn.Dropout(0.1), torch.nn.Linear(width, n_labels))
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        from worker.encoder import mean_pool
-
-        out = self.encoder(
-            input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=self.pool == "layers"
-        )
-        if self.pool == "layers":
-            pooled = [
-                torch.nn.functional.normalize(mean_pool(h, attention_mask), dim=-1) for h in out.hidden_states
-            ]
-            return self.head(torch.cat(pooled, -1))
-        return self.head(mean_pool(out.last_hidden_state, attention_mask))
-
-
-def _batches(ids: list[list[int]], size: int, rng: np.random.Generator | None) -> list[np.ndarray]:
-    order = np.argsort([len(x) for x in ids], kind="stable")
-    out = [order[i : i + size] for i in range(0, len(order), size)]
-    return [out[i] for i in rng.permutation(len(out))] if rng is not None else out
-
-
-@torch.inference_mode()
-def _logits(model: Model, ids: list[list[int]], pad: int, device: torch.device) -> np.ndarray:
-    from worker.hf import pad_batch
-
-    model.eval()
-    out = np.zeros((len(ids), 8), dtype=np.float32)
-    for chunk in _batches(ids, 512, None):
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-            out[chunk] = model(**pad_batch([ids[i] for i in chunk], pad, device)).float().cpu().numpy()
-    return out
+        out = self.encoder(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True)
+        pooled = [
+            torch.nn.functional.normalize(mean_pool(h, attention_mask), dim=-1) for h in out.hidden_states
+        ]
+        return self.head(torch.cat(pooled, -1))
 
 
 def train_one(directory: Path, out: Path, name: str) -> None:
     from transformers import AutoModel, AutoTokenizer
-
-    from worker.hf import pad_batch
 
     cfg = CONFIGS[name]
     started = time.perf_counter()
@@ -145,7 +125,7 @@ def train_one(directory: Path, out: Path, name: str) -> None:
     tokenizer = AutoTokenizer.from_pretrained(directory / "minilm")
     encoder = AutoModel.from_pretrained(directory / "minilm", attn_implementation="sdpa", dtype=torch.float32)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    model = Model(encoder, cfg.get("pool", "mean")).to(device)
+    model = (LayerMeansModel if cfg.get("pool") == "layers" else FineTunedModel)(encoder, 8).to(device)
 
     def encode(split: str, rows: list[int] | None = None) -> list[list[int]]:
         part = data[split]
@@ -182,7 +162,7 @@ def train_one(directory: Path, out: Path, name: str) -> None:
         weight_decay=0.01,
     )
     batch = cfg.get("batch", 32)
-    steps = cfg["epochs"] * len(_batches(ids_train, batch, None))
+    steps = cfg["epochs"] * len(length_sorted_batches(ids_train, batch, None))
     schedule = torch.optim.lr_scheduler.OneCycleLR(
         optimiser, max_lr=[cfg["lr"], 1e-3], total_steps=steps, pct_start=0.06, anneal_strategy="linear"
     )
@@ -190,7 +170,7 @@ def train_one(directory: Path, out: Path, name: str) -> None:
     saved: dict[str, np.ndarray] = {}
     for epoch in range(1, cfg["epochs"] + 1):
         model.train()
-        for chunk in _batches(ids_train, batch, rng):
+        for chunk in length_sorted_batches(ids_train, batch, rng):
             inputs = pad_batch([ids_train[i] for i in chunk], pad, device)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
                 logits = model(**inputs).float()
@@ -199,8 +179,8 @@ def train_one(directory: Path, out: Path, name: str) -> None:
             loss.backward()
             optimiser.step()
             schedule.step()
-        saved[f"val{epoch}"] = _logits(model, ids_val, pad, device).astype(np.float16)
-        saved[f"test{epoch}"] = _logits(model, ids_test, pad, device).astype(np.float16)
+        saved[f"val{epoch}"] = predict_logits(model, ids_val, pad, device).astype(np.float16)
+        saved[f"test{epoch}"] = predict_logits(model, ids_test, pad, device).astype(np.float16)
     saved["seconds"] = np.array(time.perf_counter() - started)
     np.savez_compressed(out / f"{slug(name)}.npz", **saved)
     print(f"{name}: {time.perf_counter() - started:.1f} s", flush=True)

@@ -20,8 +20,8 @@ from transformers import AutoModel, AutoTokenizer
 
 from chatlens import LABELS
 from worker.encoder import load_pretrained, resolve_encoder
-from worker.finetuned import FineTunedModel, save_finetuned
-from worker.hf import pad_batch, resolve_device
+from worker.finetuned import FineTunedModel, predict_logits, save_finetuned
+from worker.hf import length_sorted_batches, pad_batch, resolve_device
 from worker.train import class_weights, load_labelled, macro_f1, stratified_indices, tune_adjustment
 
 Progress = Callable[[str, int, int], None]
@@ -46,27 +46,6 @@ class FineTuneOptions:
 
 def file_hash(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
-
-
-def length_sorted_batches(
-    ids: list[list[int]], size: int, rng: np.random.Generator | None
-) -> list[np.ndarray]:
-    """Batches of similar length (little padding), in random order when training."""
-    order = np.argsort([len(x) for x in ids], kind="stable")
-    batches = [order[i : i + size] for i in range(0, len(order), size)]
-    if rng is not None:
-        batches = [batches[i] for i in rng.permutation(len(batches))]
-    return batches
-
-
-@torch.inference_mode()
-def predict_logits(model: FineTunedModel, ids: list[list[int]], pad: int, device: torch.device) -> np.ndarray:
-    model.eval()
-    out = np.zeros((len(ids), len(LABELS)), dtype=np.float32)
-    for chunk in length_sorted_batches(ids, 256, None):
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-            out[chunk] = model(**pad_batch([ids[i] for i in chunk], pad, device)).float().cpu().numpy()
-    return out
 
 
 def finetune(opts: FineTuneOptions, progress: Progress) -> tuple[dict, FineTunedModel, object]:

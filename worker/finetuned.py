@@ -12,6 +12,7 @@ import logging
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 from transformers import AutoModel, AutoTokenizer
@@ -37,6 +38,15 @@ class FineTunedModel(torch.nn.Module):
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
         return self.head(mean_pool(hidden, attention_mask))
+
+
+def predict_logits(model: FineTunedModel, ids: list[list[int]], pad: int, device: torch.device) -> np.ndarray:
+    """Validation logits during training: eval mode, bf16 autocast on a GPU, large length-sorted batches."""
+    model.eval()
+    if not ids:
+        return np.zeros((0, model.head[-1].out_features), dtype=np.float32)
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+        return batched_logits(model, ids, pad, device, 256).numpy()
 
 
 def save_finetuned(model: FineTunedModel, tokenizer: object, card: dict, directory: Path) -> None:

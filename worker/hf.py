@@ -84,6 +84,17 @@ def pad_batch(ids: list[list[int]], pad_id: int, device: torch.device) -> dict[s
     }
 
 
+def length_sorted_batches(
+    ids: list[list[int]], size: int, rng: np.random.Generator | None
+) -> list[np.ndarray]:
+    """Batches (row indices) of similar length, so they pad little; in random order when training."""
+    order = np.argsort([len(x) for x in ids], kind="stable")
+    batches = [order[i : i + size] for i in range(0, len(order), size)]
+    if rng is not None:
+        batches = [batches[i] for i in rng.permutation(len(batches))]
+    return batches
+
+
 @torch.inference_mode()
 def batched_logits(
     model: torch.nn.Module,
