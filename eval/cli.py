@@ -108,15 +108,22 @@ def eval_summaries(
     if unknown:
         raise ChatlensError(f"unknown backend {unknown[0]!r}; known: {', '.join(SUMMARY_BACKENDS)}")
     settings = get_settings()
-    with progress_bar() as bar:
-        tasks: dict[str, int] = {}
+    bar = progress_bar()
+    tasks: dict[str, int] = {}
 
-        def progress(name: str, done: int, total: int) -> None:
-            if name not in tasks:
-                tasks[name] = bar.add_task(f"summarise ({name})", total=total)
-            bar.update(tasks[name], completed=done)
+    def progress(name: str, done: int, total: int) -> None:
+        # The bar starts with the first summary: a bad file or setting stays a one-line error.
+        if not tasks:
+            bar.start()
+        if name not in tasks:
+            tasks[name] = bar.add_task(f"summarise ({name})", total=total)
+        bar.update(tasks[name], completed=done)
 
+    try:
         document = evaluate_summaries_file(file, out_dir, settings, backend, limit, mlflow, progress)
+    finally:
+        if tasks:  # stopping a bar that never started would still print a blank line
+            bar.stop()
     for line in summary_table(document["summaries"]):
         out.print(line, highlight=False, soft_wrap=True)
     for name, why in document["skipped"].items():
