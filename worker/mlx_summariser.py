@@ -150,6 +150,24 @@ def strip_specials(text: str, specials: Sequence[str]) -> str:
     return text
 
 
+def rope_overrides(config: dict[str, Any]) -> dict[str, Any]:
+    """RoPE settings moved to where mlx-lm reads them, for a config.json written by transformers 5.
+
+    transformers 5 saves `rope_theta` and `rope_scaling` inside `rope_parameters`. mlx-lm (0.32) still
+    reads the old keys and, finding none, silently builds the model with its default base of 10,000: a
+    model trained with another base (SmolLM2's 100,000, Llama 3's 500,000) then loads without error and
+    writes nonsense."""
+    params = config.get("rope_parameters")
+    if not isinstance(params, dict):
+        return {}
+    overrides: dict[str, Any] = {}
+    if "rope_theta" not in config and "rope_theta" in params:
+        overrides["rope_theta"] = params["rope_theta"]
+    if config.get("rope_scaling") is None and params.get("rope_type", "default") != "default":
+        overrides["rope_scaling"] = {k: v for k, v in params.items() if k != "rope_theta"}
+    return overrides
+
+
 class MLXSummariser:
     backend = "mlx"
 
@@ -162,10 +180,14 @@ class MLXSummariser:
     ) -> None:
         import mlx_lm
         from mlx_lm.sample_utils import make_sampler
+        from mlx_lm.utils import load_config
 
         path, self.model_id = resolve_mlx_model(source or DEFAULT_MLX_MODEL)
         try:
-            self.model, self.tokenizer, config = mlx_lm.load(str(path), return_config=True)
+            overrides = rope_overrides(load_config(path))
+            self.model, self.tokenizer, config = mlx_lm.load(
+                str(path), model_config=overrides, return_config=True
+            )
         except (OSError, ValueError) as exc:
             why = " ".join(str(exc).split())[:200]
             raise ChatlensError(f"mlx model {self.model_id!r} could not be loaded: {why}") from None
@@ -233,7 +255,9 @@ class MLXSummariser:
         ):
             pieces.append(response.text)
             written = response.generation_tokens
-        return strip_specials("".join(pieces), self.specials), len(prompt), written
+        # One line, as the transformers backend writes it: the same model gives the same stored text on both.
+        summary = " ".join(strip_specials("".join(pieces), self.specials).split())
+        return summary, len(prompt), written
 
     def summarise(self, turns: Sequence[str]) -> SummaryText:
         return map_reduce(turns, self.count, self.budget, self._generate)

@@ -12,8 +12,9 @@ import pytest
 
 from chatlens.errors import ChatlensError
 from chatlens.settings import get_settings
+from tests.worker.tiny_generators import save_tiny_llama_chat
 from tests.worker.tiny_mlx import CONTEXT, example_messages, save_tiny_llama
-from worker.mlx_summariser import MLXSummariser, check_mlx_platform, strip_specials
+from worker.mlx_summariser import MLXSummariser, check_mlx_platform, rope_overrides, strip_specials
 
 pytest.importorskip("mlx_lm")
 
@@ -199,3 +200,58 @@ def test_from_settings_with_the_cpu_override(tiny_dir: Path, monkeypatch: pytest
     summariser = MLXSummariser.from_settings(get_settings())
     result = summariser.summarise(["I love the new stadium.", "Me too, the food is great!"])
     assert result.text and 0 < result.output_tokens <= 8
+
+
+# --- a model directory written by transformers 5 --------------------------------------------------
+
+
+def test_rope_overrides_move_transformers5_rope_settings_where_mlx_lm_reads_them() -> None:
+    llama31 = {
+        "rope_type": "llama3",
+        "rope_theta": 500000.0,
+        "factor": 8.0,
+        "original_max_position_embeddings": 8192,
+    }
+    assert rope_overrides({"rope_parameters": llama31}) == {
+        "rope_theta": 500000.0,
+        "rope_scaling": {"rope_type": "llama3", "factor": 8.0, "original_max_position_embeddings": 8192},
+    }
+    assert rope_overrides({"rope_parameters": {"rope_type": "default", "rope_theta": 1e5}}) == {
+        "rope_theta": 1e5
+    }
+    # A config in the old layout (every mlx-community model) is left as it is.
+    assert rope_overrides({"rope_theta": 5e5, "rope_scaling": None}) == {}
+    assert rope_overrides({"rope_theta": 5e5, "rope_parameters": {"rope_theta": 5e5}}) == {}
+
+
+@pytest.mark.slow
+def test_a_llama_saved_by_transformers_gives_the_same_logits_on_mlx(tmp_path: Path) -> None:
+    import mlx.core as mx
+    import numpy as np
+    import torch
+    from transformers import LlamaForCausalLM
+
+    # A RoPE base other than mlx-lm's default 10,000, as in SmolLM2 (100,000) or Llama 3 (500,000).
+    directory = save_tiny_llama_chat(tmp_path / "hf-llama", rope_theta=500_000.0)
+    check_mlx_platform(allow_cpu=True)
+    on_mlx = MLXSummariser(str(directory), max_new_tokens=MAX_NEW)
+    ids = list(range(3, 40))
+    with torch.no_grad():
+        expected = LlamaForCausalLM.from_pretrained(directory).eval()(torch.tensor([ids])).logits[0].numpy()
+    got = np.array(on_mlx.model(mx.array([ids]))[0])
+    # With mlx-lm's default base instead, these differ by ~7e-4.
+    np.testing.assert_allclose(got, expected, atol=2e-5)
+
+
+@pytest.mark.slow
+def test_the_same_model_writes_the_same_summary_on_both_backends(tmp_path: Path) -> None:
+    from tests.worker.tiny_generators import messages
+    from worker.hf_summariser import HFSummariser
+
+    directory = save_tiny_llama_chat(tmp_path / "hf-llama", rope_theta=500_000.0)
+    check_mlx_platform(allow_cpu=True)
+    turns = messages()[:3]
+    on_torch = HFSummariser(str(directory), max_new_tokens=MAX_NEW).summarise(turns)
+    on_mlx = MLXSummariser(str(directory), max_new_tokens=MAX_NEW).summarise(turns)
+    assert on_mlx.text == on_torch.text  # one line on both: the HF backend joins whitespace too
+    assert on_mlx.output_tokens == on_torch.output_tokens

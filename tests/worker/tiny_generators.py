@@ -58,7 +58,7 @@ def save_tiny_bart_cnn(directory: Path) -> Path:
     return directory
 
 
-def save_tiny_llama_chat(directory: Path, chat_template: bool = True) -> Path:
+def save_tiny_llama_chat(directory: Path, chat_template: bool = True, rope_theta: float = 10_000.0) -> Path:
     torch.manual_seed(0)
     tokenizer = generator_tokenizer(LLAMA_POSITIONS)
     tokenizer.add_tokens(CHAT_TOKENS, special_tokens=True)
@@ -77,6 +77,7 @@ def save_tiny_llama_chat(directory: Path, chat_template: bool = True) -> Path:
         eos_token_id=end,
         pad_token_id=None,  # as in Llama 3: the worker must not need one
         tie_word_embeddings=False,  # tied, a random model only echoes its last input token
+        rope_parameters={"rope_type": "default", "rope_theta": rope_theta},
     )
     LlamaForCausalLM(config).save_pretrained(directory)
     tokenizer.save_pretrained(directory)
