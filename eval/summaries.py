@@ -167,12 +167,14 @@ def score_run_summaries(
 
 def summary_table(scored: dict[str, dict]) -> list[str]:
     lines = [
-        "| backend | ROUGE-1 | ROUGE-2 | ROUGE-L | words | sentences | compression | s/conversation |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| backend | ROUGE-1 | ROUGE-2 | ROUGE-L | ROUGE-L 95% CI | words | sentences | compression "
+        "| s/conversation |",
+        "| --- | ---: | ---: | ---: | :---: | ---: | ---: | ---: | ---: |",
     ]
     for backend, m in scored.items():
         lines.append(
-            f"| {backend} | {m['rouge1']:.3f} | {m['rouge2']:.3f} | {m['rougeL']:.3f} | {m['words']:.1f} | "
+            f"| {backend} | {m['rouge1']:.3f} | {m['rouge2']:.3f} | {m['rougeL']:.3f} | "
+            f"{m['rougeL_ci_low']:.3f}-{m['rougeL_ci_high']:.3f} | {m['words']:.1f} | "
             f"{m['sentences']:.1f} | {m['compression']:.1f} | {m['seconds_per_conversation']:.3f} |"
         )
     return lines
@@ -182,7 +184,12 @@ def _write(out_dir: Path, document: dict, title: str) -> None:
     (out_dir / "metrics.json").write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
     lines = [f"# chatlens evaluation: {title}", "", f"{document['conversations']} conversations.", ""]
     lines += summary_table(document["summaries"])
-    lines += ["", "ROUGE F-measures (rouge-score, stemmed) against the reference summaries.", ""]
+    lines += [
+        "",
+        "ROUGE F-measures (rouge-score, stemmed) against the reference summaries; the interval is a 95% "
+        "bootstrap over conversations.",
+        "",
+    ]
     if document["models"]:
         lines += ["Models: " + ", ".join(f"{b} = `{m}`" for b, m in document["models"].items()), ""]
     for backend, why in document["skipped"].items():

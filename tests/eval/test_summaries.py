@@ -16,7 +16,10 @@ from chatlens.store import RunStore
 from eval.summaries import load_references, score_run_summaries
 
 runner = CliRunner()
-METRIC_KEYS = {"rouge1", "rouge2", "rougeL", "words", "sentences", "compression", "seconds_per_conversation"}
+METRIC_KEYS = {
+    *("rouge1", "rouge2", "rougeL", "rougeL_ci_low", "rougeL_ci_high"),
+    *("words", "sentences", "compression", "seconds_per_conversation"),
+}
 
 CONVERSATIONS = [
     {
@@ -81,12 +84,14 @@ def test_eval_summaries_scores_every_available_backend(tmp_path: Path) -> None:
     assert set(metrics["summaries"]["extractive"]) == METRIC_KEYS
     assert set(metrics["skipped"]) == {"transformers", "mlx"}
     assert "facebook/bart-large-cnn" in metrics["skipped"]["transformers"]
-    assert 0 < metrics["summaries"]["extractive"]["rougeL"] < 1
+    extractive = metrics["summaries"]["extractive"]
+    assert 0 < extractive["rougeL_ci_low"] <= extractive["rougeL"] <= extractive["rougeL_ci_high"] < 1
     lines = (out / "summaries.jsonl").read_text().splitlines()
     assert len(lines) == 2 and json.loads(lines[0])["extractive"]
     assert "| extractive |" in (out / "report.md").read_text()
     [logged] = mlflow.search_runs(experiment_names=["chatlens-summaries"], output_format="list")
-    assert logged.data.metrics["rougeL"] == metrics["summaries"]["extractive"]["rougeL"]
+    assert logged.data.metrics["rougeL"] == extractive["rougeL"]
+    assert logged.data.metrics["rougeL_ci_high"] == extractive["rougeL_ci_high"]
     assert logged.data.params["backend"] == "extractive"
 
 

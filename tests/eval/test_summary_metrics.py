@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from eval.summary_metrics import score_summaries
+from eval.summary_metrics import bootstrap_interval, score_summaries
 
 SOURCE = "one two three four five six seven eight nine ten eleven twelve"
 
@@ -35,6 +35,25 @@ def test_known_partial_overlap_and_means() -> None:
     assert scores["rouge2"] == round((2 / 3 + 1.0) / 2, 4)
     assert scores["words"] == 3.0
     assert scores["compression"] == round((12 / 4 + 4 / 2) / 2, 4)
+
+
+def test_the_rouge_l_interval_brackets_the_mean() -> None:
+    scores = score_summaries(
+        ["the cat sat down", "hello there", "fish"], ["the cat sat up", "hello there", "dogs"], [SOURCE] * 3
+    )
+    assert scores["rougeL_ci_low"] <= scores["rougeL"] <= scores["rougeL_ci_high"]
+    assert (scores["rougeL_ci_low"], scores["rougeL_ci_high"]) == (0.0, 1.0)  # 3 very different pairs
+
+
+def test_bootstrap_interval_known_answers() -> None:
+    assert bootstrap_interval([0.2] * 40) == (0.2, 0.2)
+    # Half zeros, half ones: the mean's standard error is 0.5 / sqrt(100) = 0.05, so about 0.5 ± 0.098.
+    low, high = bootstrap_interval([0.0, 1.0] * 50)
+    assert low == pytest.approx(0.402, abs=0.015) and high == pytest.approx(0.598, abs=0.015)
+    # Four times the data halves the width; the same seed gives the same interval.
+    low4, high4 = bootstrap_interval([0.0, 1.0] * 200)
+    assert (high4 - low4) == pytest.approx((high - low) / 2, rel=0.15)
+    assert bootstrap_interval([0.0, 1.0] * 50) == (low, high)
 
 
 def test_an_empty_candidate_scores_zero_without_dividing_by_zero() -> None:
