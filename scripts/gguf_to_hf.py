@@ -20,7 +20,9 @@ copied into a fresh model built from the same config, which is.
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 
@@ -51,12 +53,25 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if not args.gguf.is_file():
         parser.exit(2, f"error: {args.gguf} is not a file\n")
+    if args.out.exists() and any(args.out.iterdir()):
+        parser.exit(2, f"error: {args.out} already holds files: remove it or name a new directory\n")
     try:
         import accelerate  # noqa: F401
         import gguf  # noqa: F401
     except ImportError as exc:
         parser.exit(2, f"error: reading GGUF needs {exc.name}: pip install gguf accelerate\n")
-    convert(args.gguf.resolve(), args.out)
+    # Written beside OUT and moved into place at the end: a failed conversion leaves nothing half-written.
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{args.out.name}-", dir=args.out.parent))
+    try:
+        convert(args.gguf.resolve(), staging)
+    except (ValueError, KeyError, OSError) as exc:
+        shutil.rmtree(staging, ignore_errors=True)
+        why = " ".join(str(exc).split())[:300]
+        parser.exit(2, f"error: {args.gguf} could not be converted: {why}\n")
+    if args.out.exists():
+        args.out.rmdir()  # empty, checked above
+    staging.rename(args.out)
     print(f"wrote {args.out}")
 
 

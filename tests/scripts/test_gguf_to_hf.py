@@ -78,3 +78,26 @@ def test_a_missing_file_is_one_line_and_exit_2(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [f"error: {tmp_path / 'nope.gguf'} is not a file"]
     assert not (tmp_path / "out").exists()
+
+
+def test_a_file_that_is_not_gguf_is_one_line_exit_2_and_nothing_written(tmp_path: Path) -> None:
+    bad = tmp_path / "model.gguf"
+    bad.write_text("not a model\n", encoding="utf-8")
+    result = convert(str(bad), str(tmp_path / "out"))
+    assert result.returncode == 2
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith(f"error: {bad} could not be converted:") and "GGUF" in line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.gguf"]  # no out, no staging left behind
+
+
+def test_an_output_directory_with_files_is_refused(tmp_path: Path) -> None:
+    gguf_file = tmp_path / "model.gguf"
+    gguf_file.write_bytes(b"GGUF")
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "config.json").write_text("{}", encoding="utf-8")
+    result = convert(str(gguf_file), str(tmp_path / "out"))
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"error: {tmp_path / 'out'} already holds files: remove it or name a new directory"
+    ]
+    assert (tmp_path / "out" / "config.json").read_text(encoding="utf-8") == "{}"
