@@ -25,13 +25,7 @@ from chatlens.errors import ChatlensError
 from chatlens.settings import Settings
 from worker.encoder import load_pretrained
 from worker.hf import model_version, resolve_device, resolve_dtype
-from worker.summariser import (
-    COMBINE_INSTRUCTION,
-    INSTRUCTION,
-    PART_INSTRUCTION,
-    SummaryText,
-    map_reduce,
-)
+from worker.summariser import SummaryText, map_reduce, prompt_overhead
 
 DEFAULT_MODEL = "facebook/bart-large-cnn"
 NUM_BEAMS = 4
@@ -111,8 +105,7 @@ class HFSummariser:
         else:
             # context_tokens bounds the prompt; the model's positions hold the prompt and the reply.
             limits = [self.positions and self.positions - self.max_new_tokens, context_tokens]
-            instructions = (INSTRUCTION, PART_INSTRUCTION, COMBINE_INSTRUCTION)
-            overhead = max(len(self._prompt(i, "")) for i in instructions) + MARGIN
+            overhead = prompt_overhead(self._prompt) + MARGIN
         return min(x for x in limits if x is not None) - overhead
 
     @classmethod

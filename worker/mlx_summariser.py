@@ -16,13 +16,7 @@ from typing import Any
 
 from chatlens.errors import ChatlensError
 from chatlens.settings import Settings
-from worker.summariser import (
-    COMBINE_INSTRUCTION,
-    INSTRUCTION,
-    PART_INSTRUCTION,
-    SummaryText,
-    map_reduce,
-)
+from worker.summariser import SummaryText, map_reduce, prompt_overhead
 
 DEFAULT_MLX_MODEL = "mlx-community/Meta-Llama-3-8B-Instruct-4bit"
 # Tokenising the text alone can differ by a token or two from tokenising it inside the prompt, where a
@@ -224,7 +218,7 @@ class MLXSummariser:
         if model_context is not None:
             # The prompt and the generated tokens share the model's positions.
             limits.append(int(model_context) - self.max_new_tokens)
-        overhead = max(len(self._prompt(i, "")) for i in (INSTRUCTION, PART_INSTRUCTION, COMBINE_INSTRUCTION))
+        overhead = prompt_overhead(self._prompt)
         budget = min(limits) - overhead - _BOUNDARY_MARGIN
         if budget < 8:
             raise ChatlensError(

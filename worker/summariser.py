@@ -26,6 +26,7 @@ COMBINE_INSTRUCTION = (
     "summary of 2-3 sentences: the main topics and the stance the speakers take. Reply with the "
     "summary only."
 )
+INSTRUCTIONS = (INSTRUCTION, PART_INSTRUCTION, COMBINE_INSTRUCTION)
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,11 @@ def conversation_text(turns: Sequence[str]) -> str:
 CountTokens = Callable[[str], int]
 # generate(instruction, text) -> (summary, input tokens, output tokens)
 Generate = Callable[[str, str], tuple[str, int, int]]
+
+
+def prompt_overhead(prompt: Callable[[str, str], list[int]]) -> int:
+    """Tokens a chat prompt spends besides the conversation: its longest instruction, in the template."""
+    return max(len(prompt(instruction, "")) for instruction in INSTRUCTIONS)
 
 
 def _pieces(turns: Sequence[str], count: CountTokens, budget: int) -> list[str]:

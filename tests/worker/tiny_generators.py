@@ -21,7 +21,7 @@ from transformers import (
 from chatlens.demo import EXAMPLE_FILE
 from tests.worker.tiny_models import tiny_bart_config
 from worker.speed import bpe_tokenizer
-from worker.summariser import COMBINE_INSTRUCTION, INSTRUCTION, PART_INSTRUCTION
+from worker.summariser import INSTRUCTIONS
 
 BART_POSITIONS = 64
 LLAMA_POSITIONS = 128
@@ -41,7 +41,7 @@ def messages() -> list[str]:
 
 def generator_tokenizer(max_length: int) -> PreTrainedTokenizerFast:
     # Trained on the instructions too, so that they take few tokens of the tiny context.
-    corpus = [*messages(), INSTRUCTION, PART_INSTRUCTION, COMBINE_INSTRUCTION]
+    corpus = [*messages(), *INSTRUCTIONS]
     return bpe_tokenizer(corpus, vocab_size=600, max_length=max_length)
 
 

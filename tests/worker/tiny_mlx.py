@@ -14,7 +14,7 @@ from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import PreTrainedTokenizerFast
 
 from chatlens.demo import EXAMPLE_FILE
-from worker.summariser import COMBINE_INSTRUCTION, INSTRUCTION, PART_INSTRUCTION
+from worker.summariser import INSTRUCTIONS
 
 CONTEXT = 256  # max_position_embeddings: small, so that a long conversation must be chunked
 SPECIALS = ["<|begin_of_text|>", "<|end_of_text|>", "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>"]
@@ -42,9 +42,7 @@ def llama3_tokenizer(vocab_size: int = 1000) -> PreTrainedTokenizerFast:
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size, special_tokens=SPECIALS, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
     )
-    tokenizer.train_from_iterator(
-        [*example_messages(), INSTRUCTION, PART_INSTRUCTION, COMBINE_INSTRUCTION], trainer
-    )
+    tokenizer.train_from_iterator([*example_messages(), *INSTRUCTIONS], trainer)
     fast = PreTrainedTokenizerFast(
         tokenizer_object=tokenizer,
         bos_token="<|begin_of_text|>",
