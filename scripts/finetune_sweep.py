@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 # None of these needs pydantic, which the GPU machine lacks.
 from worker.encoder import mean_pool
-from worker.finetuned import FineTunedModel, predict_logits
+from worker.finetuned import FineTunedModel, predict_logits, train_step
 from worker.hf import length_sorted_batches, pad_batch
 
 CONFIGS: dict[str, dict] = {
@@ -172,13 +172,8 @@ def train_one(directory: Path, out: Path, name: str) -> None:
         model.train()
         for chunk in length_sorted_batches(ids_train, batch, rng):
             inputs = pad_batch([ids_train[i] for i in chunk], pad, device)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-                logits = model(**inputs).float()
-            loss = loss_fn(logits, targets[torch.from_numpy(chunk).to(device)])
-            optimiser.zero_grad()
-            loss.backward()
-            optimiser.step()
-            schedule.step()
+            chosen = targets[torch.from_numpy(chunk).to(device)]
+            train_step(model, inputs, chosen, loss_fn, optimiser, schedule, device)
         saved[f"val{epoch}"] = predict_logits(model, ids_val, pad, device).astype(np.float16)
         saved[f"test{epoch}"] = predict_logits(model, ids_test, pad, device).astype(np.float16)
     saved["seconds"] = np.array(time.perf_counter() - started)

@@ -20,7 +20,7 @@ from transformers import AutoModel, AutoTokenizer
 
 from chatlens import LABELS
 from worker.encoder import load_pretrained, resolve_encoder
-from worker.finetuned import FineTunedModel, predict_logits, save_finetuned
+from worker.finetuned import FineTunedModel, predict_logits, save_finetuned, train_step
 from worker.hf import length_sorted_batches, pad_batch, resolve_device
 from worker.train import class_weights, load_labelled, macro_f1, stratified_indices, tune_adjustment
 
@@ -90,14 +90,9 @@ def finetune(opts: FineTuneOptions, progress: Progress) -> tuple[dict, FineTuned
         total, seen = 0.0, 0
         for chunk in length_sorted_batches(ids_train, opts.batch_size, rng):
             batch = pad_batch([ids_train[i] for i in chunk], pad, device)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-                logits = model(**batch).float()
-            loss = loss_fn(logits, targets[torch.from_numpy(chunk).to(device)])
-            optimiser.zero_grad()
-            loss.backward()
-            optimiser.step()
-            schedule.step()
-            total, seen, done = total + float(loss.detach()) * len(chunk), seen + len(chunk), done + 1
+            chosen = targets[torch.from_numpy(chunk).to(device)]
+            loss = train_step(model, batch, chosen, loss_fn, optimiser, schedule, device)
+            total, seen, done = total + float(loss) * len(chunk), seen + len(chunk), done + 1
             progress(f"epoch {epoch}/{opts.epochs} (loss {total / seen:.3f})", done, steps)
         predicted = predict_logits(model, ids_val, pad, device).argmax(1)
         row = {

@@ -49,6 +49,29 @@ def predict_logits(model: FineTunedModel, ids: list[list[int]], pad: int, device
         return batched_logits(model, ids, pad, device, 256).numpy()
 
 
+def train_step(
+    model: FineTunedModel,
+    batch: dict[str, torch.Tensor],
+    targets: torch.Tensor,
+    loss_fn: torch.nn.Module,
+    optimiser: torch.optim.Optimizer,
+    schedule: torch.optim.lr_scheduler.LRScheduler,
+    device: torch.device,
+) -> torch.Tensor:
+    """One optimiser and schedule step on one padded batch, bf16 autocast on a GPU; the detached loss.
+
+    The trainer and the fine-tuning sweep (scripts/finetune_sweep.py) both step through this, so the
+    sweep measures the recipe that `chatlens train --finetune` runs."""
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+        logits = model(**batch).float()
+    loss = loss_fn(logits, targets)
+    optimiser.zero_grad()
+    loss.backward()
+    optimiser.step()
+    schedule.step()
+    return loss.detach()
+
+
 def save_finetuned(model: FineTunedModel, tokenizer: object, card: dict, directory: Path) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     model.encoder.save_pretrained(directory / "encoder")
