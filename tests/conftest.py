@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -79,3 +80,8 @@ def subprocess_env(**extra: str) -> dict[str, str]:
 
 def chatlens_cmd(*args: str) -> list[str]:
     return [sys.executable, "-m", "chatlens.cli", *args]
+
+
+def run_chatlens(*args: str, env: dict[str, str], timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    """`chatlens ARGS` in its own process, as a user runs it; stdout and stderr captured as text."""
+    return subprocess.run(chatlens_cmd(*args), env=env, capture_output=True, text=True, timeout=timeout)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import json
-import subprocess
 from pathlib import Path
 
 import redis
@@ -12,23 +11,19 @@ import redis
 from chatlens import keys
 from chatlens.demo import EXAMPLE_FILE
 from chatlens.store import RunStore
-from tests.conftest import chatlens_cmd, subprocess_env
-
-
-def chatlens(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
-    return subprocess.run(chatlens_cmd(*args), env=env, capture_output=True, text=True, timeout=600)
+from tests.conftest import run_chatlens, subprocess_env
 
 
 def test_produce_worker_eval(redis_url: str, tmp_path: Path) -> None:
     env = subprocess_env(CHATLENS_REDIS_URL=redis_url)
-    produced = chatlens("produce", str(EXAMPLE_FILE), "--run", "e2e", "--batch-size", "8", env=env)
+    produced = run_chatlens("produce", str(EXAMPLE_FILE), "--run", "e2e", "--batch-size", "8", env=env)
     assert produced.returncode == 0, produced.stderr
     assert (
         "read 97 / dropped-missing 1 / dropped-duplicate 1 / rejected 0 / not-selected 0 / enqueued 95"
         in (produced.stdout)
     )
 
-    worked = chatlens("worker", "--burst", "--threads", "1", env=env)
+    worked = run_chatlens("worker", "--burst", "--threads", "1", env=env)
     assert worked.returncode == 0, worked.stderr
 
     connection = redis.Redis.from_url(redis_url)
@@ -46,7 +41,7 @@ def test_produce_worker_eval(redis_url: str, tmp_path: Path) -> None:
     assert all(s.backend == "extractive" and s.text and s.calls == 1 for s in summaries.values())
 
     out = tmp_path / "report"
-    evaluated = chatlens("eval", "--run", "e2e", "--out", str(out), env=env)
+    evaluated = run_chatlens("eval", "--run", "e2e", "--out", str(out), env=env)
     assert evaluated.returncode == 0, evaluated.stderr
     metrics = json.loads((out / "metrics.json").read_text())
     model = metrics["models"]["minilm-head"]
@@ -54,17 +49,17 @@ def test_produce_worker_eval(redis_url: str, tmp_path: Path) -> None:
     assert 0 < model["accuracy"] <= 1 and sum(map(sum, model["confusion_matrix"])) == 95
     assert (out / "confusion_minilm-head.png").exists() and (out / "report.md").exists()
 
-    exported = chatlens("results", "--run", "e2e", "--output", str(tmp_path / "r.csv"), env=env)
+    exported = run_chatlens("results", "--run", "e2e", "--output", str(tmp_path / "r.csv"), env=env)
     assert exported.returncode == 0, exported.stderr
     with (tmp_path / "r.csv").open() as handle:
         rows = list(csv.DictReader(handle))
     assert len(rows) == 95 and all(r["minilm-head.label"] for r in rows)
 
-    exported = chatlens("results", "--run", "e2e", "--summaries", "--format", "jsonl", env=env)
+    exported = run_chatlens("results", "--run", "e2e", "--summaries", "--format", "jsonl", env=env)
     assert exported.returncode == 0, exported.stderr
     records = [json.loads(line) for line in exported.stdout.splitlines()]
     assert sorted(r["conversation_id"] for r in records) == sorted(conversations)
     assert metrics["conversations_summarised"] == 12
 
-    again = chatlens("produce", str(EXAMPLE_FILE), "--run", "e2e", env=env)
+    again = run_chatlens("produce", str(EXAMPLE_FILE), "--run", "e2e", env=env)
     assert "enqueued 0 / already-present 95" in again.stdout

@@ -6,7 +6,6 @@ classes for mlx on its CPU backend), loaded through the same paths as the hub mo
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
@@ -15,7 +14,7 @@ import redis
 
 from chatlens.demo import EXAMPLE_FILE
 from chatlens.store import RunStore
-from tests.conftest import chatlens_cmd, subprocess_env
+from tests.conftest import run_chatlens, subprocess_env
 from tests.worker.tiny_generators import save_tiny_bart_cnn
 from tests.worker.tiny_mlx import save_tiny_llama
 
@@ -40,13 +39,10 @@ def test_summaries_flow_through_the_backend_queue(redis_url: str, tmp_path: Path
     if build is not None:
         env["CHATLENS_SUMMARY_MODEL"] = str(build(tmp_path / "model"))
 
-    def chatlens(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run(chatlens_cmd(*args), env=env, capture_output=True, text=True, timeout=600)
-
-    produced = chatlens("produce", str(EXAMPLE_FILE), "--run", "sum")
+    produced = run_chatlens("produce", str(EXAMPLE_FILE), "--run", "sum", env=env)
     assert produced.returncode == 0, produced.stderr
     assert "conversations-to-summarise 12" in produced.stdout
-    worked = chatlens("worker", "--queue", f"summarise-{backend}", "--burst", "--threads", "1")
+    worked = run_chatlens("worker", "--queue", f"summarise-{backend}", "--burst", "--threads", "1", env=env)
     assert worked.returncode == 0, worked.stderr
 
     store = RunStore(redis.Redis.from_url(redis_url), 3600)
@@ -65,13 +61,7 @@ def test_summaries_flow_through_the_backend_queue(redis_url: str, tmp_path: Path
 
 def test_an_mlx_worker_refuses_to_start_off_apple_silicon(redis_url: str, tmp_path: Path) -> None:
     env = subprocess_env(CHATLENS_REDIS_URL=redis_url, CHATLENS_SUMMARY_MODEL=str(save_tiny_llama(tmp_path)))
-    proc = subprocess.run(
-        chatlens_cmd("worker", "--queue", "summarise-mlx", "--burst"),
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    proc = run_chatlens("worker", "--queue", "summarise-mlx", "--burst", env=env, timeout=300)
     assert proc.returncode == 2, proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "Apple-silicon" in lines[0] and "CHATLENS_SUMMARY_ALLOW_MLX_CPU" in lines[0]

@@ -10,7 +10,7 @@ import redis
 
 from chatlens import keys
 from chatlens.demo import EXAMPLE_FILE
-from tests.conftest import chatlens_cmd, subprocess_env
+from tests.conftest import chatlens_cmd, run_chatlens, subprocess_env
 from tests.worker.tiny_models import save_tiny_bart_mnli, save_tiny_roberta_go_emotions
 
 
@@ -24,12 +24,8 @@ def test_default_zeroshot_and_emotion_queues(redis_url: str, tmp_path: Path) -> 
         CHATLENS_EMOTION_MODEL=str(roberta),
         CHATLENS_DEVICE="cpu",
     )
-    produced = subprocess.run(
-        chatlens_cmd("produce", str(EXAMPLE_FILE), "--run", "three", "--batch-size", "16"),
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
+    produced = run_chatlens(
+        "produce", str(EXAMPLE_FILE), "--run", "three", "--batch-size", "16", env=env, timeout=300
     )
     assert produced.returncode == 0, produced.stderr
     assert "no live worker on classify-default, classify-zeroshot, classify-emotion" in produced.stderr
@@ -49,13 +45,7 @@ def test_default_zeroshot_and_emotion_queues(redis_url: str, tmp_path: Path) -> 
         assert set(connection.hkeys(keys.results("three", model))) == message_ids, model
 
     out = tmp_path / "report"
-    evaluated = subprocess.run(
-        chatlens_cmd("eval", "--run", "three", "--out", str(out)),
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    evaluated = run_chatlens("eval", "--run", "three", "--out", str(out), env=env, timeout=300)
     assert evaluated.returncode == 0, evaluated.stderr
     metrics = json.loads((out / "metrics.json").read_text())
     assert sorted(metrics["models"]) == ["emotion-go", "minilm-head", "zeroshot-nli"]
@@ -66,13 +56,7 @@ def test_default_zeroshot_and_emotion_queues(redis_url: str, tmp_path: Path) -> 
     report = (out / "report.md").read_text()
     assert "| emotion-go |" in report and "| zeroshot-nli |" in report
 
-    exported = subprocess.run(
-        chatlens_cmd("results", "--run", "three", "--format", "jsonl"),
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    exported = run_chatlens("results", "--run", "three", "--format", "jsonl", env=env, timeout=300)
     records = [json.loads(line) for line in exported.stdout.splitlines()]
     assert len(records) == 95
     assert all(sorted(r["predictions"]) == ["emotion-go", "minilm-head", "zeroshot-nli"] for r in records)
@@ -80,13 +64,7 @@ def test_default_zeroshot_and_emotion_queues(redis_url: str, tmp_path: Path) -> 
 
 def test_a_worker_without_its_model_refuses_to_start(redis_url: str) -> None:
     env = subprocess_env(CHATLENS_REDIS_URL=redis_url, HF_HUB_OFFLINE="1", HF_HOME="/nonexistent-hf-home")
-    proc = subprocess.run(
-        chatlens_cmd("worker", "--queue", "classify-zeroshot", "--burst"),
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    proc = run_chatlens("worker", "--queue", "classify-zeroshot", "--burst", env=env, timeout=120)
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1, proc.stderr
