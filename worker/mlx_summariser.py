@@ -231,11 +231,20 @@ class MLXSummariser:
     def _prompt(self, instruction: str, text: str) -> list[int]:
         # One user message: every chat template accepts it, while some (Mistral, Gemma) reject a system one.
         messages = [{"role": "user", "content": f"{instruction}\n\n{text}"}]
-        return list(self.tokenizer.apply_chat_template(messages, add_generation_prompt=True))
+        try:
+            # Chat text is user input: "<|eot_id|>" typed in a message is text, not the end of the turn.
+            ids = self.tokenizer.apply_chat_template(
+                messages, add_generation_prompt=True, sanitize_control_tokens=True
+            )
+        except TypeError:
+            # mlx-lm's own Python templates (DeepSeek-V3.2's) take no such option.
+            ids = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True)
+        return list(ids)
 
     def count(self, text: str) -> int:
         # verbose=False: counting a whole conversation is how chunking starts, not an overlong input.
-        return len(self.tokenizer.encode(text, add_special_tokens=False, verbose=False))
+        ids = self.tokenizer.encode(text, add_special_tokens=False, split_special_tokens=True, verbose=False)
+        return len(ids)
 
     def _generate(self, instruction: str, text: str) -> tuple[str, int, int]:
         import mlx_lm
