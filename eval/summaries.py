@@ -1,7 +1,7 @@
 """Evaluating conversation summaries against reference summaries.
 
 Two entry points, one output shape (`metrics.json` → `"summaries": {backend: {rouge1, rouge2, rougeL,
-words, sentences, compression, seconds_per_conversation}}`):
+rougeL_ci_low, rougeL_ci_high, words, sentences, compression, seconds_per_conversation}}`):
 - `evaluate_summaries_file`: summarise every conversation of a reference file with each available
   backend, in this process, and score them (`chatlens eval-summaries`);
 - `score_run_summaries`: score the summaries a run's workers wrote, where a reference exists for the
