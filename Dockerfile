@@ -8,14 +8,15 @@ ENV PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 \
 ARG TORCH_INDEX=https://download.pytorch.org/whl/cpu
 RUN pip install --index-url ${TORCH_INDEX} torch==2.13.0
 
-WORKDIR /app
+# The same non-editable install as anywhere else: the example file and the default head ship as
+# package data, so nothing reads the source tree.
+WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY chatlens ./chatlens
 COPY producer ./producer
 COPY worker ./worker
 COPY eval ./eval
-COPY examples ./examples
-RUN pip install .
+RUN pip install '.[worker]' && rm -rf /src
 
 RUN useradd --create-home chatlens && mkdir -p /data && chown chatlens /data
 USER chatlens

@@ -2,8 +2,10 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 export HF_HUB_OFFLINE ?= 1
+# Read-only data beside the checkout (tests that need it skip without it; bench requires it).
+SHARED_DATA ?= ../shared/data
 
-.PHONY: demo test lint bench
+.PHONY: demo test test-fast lint bench
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -13,13 +15,20 @@ $(VENV)/.installed: pyproject.toml
 demo: $(VENV)/.installed
 	$(VENV)/bin/chatlens demo
 
+# The full suite, what CI runs: real redis-servers, subprocess workers, tiny and real models.
 test: $(VENV)/.installed
 	scripts/ensure-redis-server
 	$(PY) -m pytest -q
 
+# The fast lane: no subprocess, no real model, no redis-server; under a minute.
+test-fast: $(VENV)/.installed
+	$(PY) -m pytest -q -m "not slow"
+
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
+	$(VENV)/bin/mypy
 
 bench: $(VENV)/.installed
-	$(VENV)/bin/chatlens bench --messages 2000 --json bench.json
+	$(VENV)/bin/chatlens bench --file $(SHARED_DATA)/topical-chat-sample/test.csv --messages 2000 --json bench.json

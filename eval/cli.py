@@ -8,11 +8,16 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from chatlens.connection import connect
-from chatlens.console import err, out, progress_bar, user_errors
-from chatlens.errors import ChatlensError
-from chatlens.settings import get_settings
-from chatlens.store import RunStore
+from chatlens.backends.summariser import SUMMARISERS
+from chatlens.core.connection import connect
+from chatlens.core.console import err, out, progress_bar, user_errors
+from chatlens.core.errors import ChatlensError
+from chatlens.core.settings import get_settings
+from chatlens.core.store import RunStore
+from eval.cron import build_scheduler
+from eval.evaluate import evaluate_run
+from eval.export import export_results
+from eval.summaries import evaluate_summaries_file, summary_table
 
 
 class Format(StrEnum):
@@ -28,8 +33,6 @@ def evaluate(
     redis_url: str | None = typer.Option(None, help="overrides CHATLENS_REDIS_URL"),
 ) -> None:
     """Score every model's predictions for RUN: metrics.json, report.md, confusion PNGs, MLflow."""
-    from eval.evaluate import evaluate_run
-
     settings = get_settings()
     connection = connect(redis_url or settings.redis_url)
     target = out_dir or settings.reports_dir / run
@@ -72,8 +75,6 @@ def results(
         raise ChatlensError(
             f"no run named {run!r} in Redis; produce it first with `chatlens produce FILE --run {run}`"
         )
-    from eval.export import export_results
-
     count = export_results(store, run, format.value, output, summaries=summaries)
     if output is not None:
         what = "conversation summaries" if summaries else "messages"
@@ -101,12 +102,8 @@ def eval_summaries(
 ) -> None:
     """Summarise each conversation of FILE with every available backend and score it against its
     reference summary (ROUGE): metrics.json, report.md, summaries.jsonl, MLflow."""
-    from chatlens import SUMMARY_BACKENDS
-    from eval.summaries import evaluate_summaries_file, summary_table
-
-    unknown = [b for b in backend or [] if b not in SUMMARY_BACKENDS]
-    if unknown:
-        raise ChatlensError(f"unknown backend {unknown[0]!r}; known: {', '.join(SUMMARY_BACKENDS)}")
+    for name in backend or []:
+        SUMMARISERS.check(name)
     settings = get_settings()
     bar = progress_bar()
     tasks: dict[str, int] = {}
@@ -135,8 +132,6 @@ def eval_summaries(
 def cron(
     redis_url: str | None = typer.Option(None, help="overrides CHATLENS_REDIS_URL"),
 ) -> None:
-    """Run RQ's cron scheduler with the nightly evaluation (eval/nightly.py)."""
-    from eval.cron import build_scheduler
-
+    """Run RQ's cron scheduler with the nightly evaluation (see eval/cron.py)."""
     settings = get_settings()
-    build_scheduler(connect(redis_url or settings.redis_url)).start()
+    build_scheduler(settings, connect(redis_url or settings.redis_url)).start()

@@ -7,10 +7,10 @@ from pathlib import Path
 
 from redis import Redis
 
-from chatlens.errors import ChatlensError
-from chatlens.schemas import Message
-from chatlens.settings import Settings
-from chatlens.store import RunStore
+from chatlens.core.errors import ChatlensError
+from chatlens.core.schemas import Message
+from chatlens.core.settings import Settings
+from chatlens.core.store import RunStore
 from eval.metrics import ModelMetrics, score
 from eval.report import plot_confusion, write_report
 from eval.summaries import score_run_summaries, summary_table

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TextIO
 
-from chatlens.store import RunStore
+from chatlens.core.store import RunStore
 
 BASE_FIELDS = ["message_id", "conversation_id", "position", "message", "label"]
 

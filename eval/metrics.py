@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
 
-from chatlens import LABELS
+from chatlens.core.labels import LABELS
 
 
 @dataclass(frozen=True)

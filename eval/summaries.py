@@ -18,11 +18,11 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
-from chatlens import SUMMARY_BACKENDS
-from chatlens.errors import ChatlensError
-from chatlens.schemas import Message
-from chatlens.settings import Settings
-from chatlens.store import RunStore
+from chatlens.backends.summariser import SUMMARISERS
+from chatlens.core.errors import ChatlensError
+from chatlens.core.schemas import Message
+from chatlens.core.settings import Settings
+from chatlens.core.store import RunStore
 from eval.summary_metrics import score_summaries
 
 Progress = Callable[[str, int, int], None]
@@ -77,8 +77,6 @@ def evaluate_summaries_file(
     track: bool = True,
     progress: Progress | None = None,
 ) -> dict:
-    from worker.loaded import build_summariser  # torch and friends load only when summarising
-
     items = load_references(path)[:limit] if limit else load_references(path)
     sources = [item.message for item in items]
     references = [item.summary for item in items]
@@ -86,9 +84,9 @@ def evaluate_summaries_file(
     models: dict[str, str] = {}
     skipped: dict[str, str] = {}
     outputs: dict[str, list[str]] = {}
-    for backend in backends or list(SUMMARY_BACKENDS):
+    for backend in backends or list(SUMMARISERS.names()):
         try:
-            summariser = build_summariser(backend, settings)
+            summariser = SUMMARISERS.build(backend, settings)
         except ChatlensError as exc:
             # "Every available backend": one that cannot load here (no weights, not Apple silicon) is
             # reported as skipped, with the reason, rather than failing the others.

@@ -8,7 +8,7 @@ from statistics import fmean
 import numpy as np
 from rouge_score import rouge_scorer
 
-from worker.summariser import split_sentences
+from chatlens.backends.summariser import split_sentences
 
 ROUGE_TYPES = ("rouge1", "rouge2", "rougeL")
 BOOTSTRAP_RESAMPLES = 2000

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from types import ModuleType
 
-from chatlens.errors import ServiceUnavailable
+from chatlens.core.errors import ServiceUnavailable
 from eval.metrics import ModelMetrics
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from chatlens import LABELS
+from chatlens.core.labels import LABELS
 
 _CANONICAL_LABELS = {label.casefold(): label for label in LABELS}
 

@@ -10,14 +10,16 @@ from pathlib import Path
 import pandas as pd
 import typer
 
-from chatlens import SUMMARY_BACKENDS, keys
-from chatlens.connection import connect
-from chatlens.console import err, out, progress_bar, user_errors
-from chatlens.errors import ChatlensError
-from chatlens.keys import check_run_name
-from chatlens.schemas import ProduceCounts
-from chatlens.settings import get_settings
-from chatlens.store import RunStore
+from chatlens.backends.classifier import CLASSIFIERS
+from chatlens.backends.summariser import SUMMARISERS
+from chatlens.core import queues
+from chatlens.core.connection import connect
+from chatlens.core.console import err, out, progress_bar, user_errors
+from chatlens.core.errors import ChatlensError
+from chatlens.core.keys import check_run_name
+from chatlens.core.schemas import ProduceCounts
+from chatlens.core.settings import Settings, get_settings
+from chatlens.core.store import RunStore
 from producer.cleaning import clean, write_rejects
 from producer.enqueue import enqueue_messages, queues_without_workers, record_run, to_messages
 from producer.reader import Columns, read_messages
@@ -51,14 +53,17 @@ def produce(
     redis_url: str | None = typer.Option(None, help="overrides CHATLENS_REDIS_URL"),
 ) -> None:
     """Read FILE, drop empty and duplicate rows, and enqueue the messages in micro-batches."""
+    settings = get_settings()
+    if batch_size is not None:  # the flag overrides CHATLENS_BATCH_SIZE for this command
+        settings = settings.model_copy(update={"batch_size": batch_size})
     produce_file(
+        settings,
         file,
         run,
         sample_frac,
         test_frac,
         split,
         seed,
-        batch_size,
         out_dir,
         Columns(id_column, message_column, label_column),
         redis_url,
@@ -66,25 +71,27 @@ def produce(
 
 
 def produce_file(
+    settings: Settings,
     file: Path,
     run: str,
     sample_frac: float = 1.0,
     test_frac: float = 0.3,
     split: Split = Split.all,
     seed: int = 0,
-    batch_size: int | None = None,
     out_dir: Path | None = None,
     columns: Columns = Columns(),
     redis_url: str | None = None,
     warn_idle_queues: bool = True,
 ) -> ProduceCounts:
-    settings = get_settings()
-    if batch_size is not None:
-        settings = settings.model_copy(update={"batch_size": batch_size})
     try:
         check_run_name(run)
     except ValueError as exc:
         raise ChatlensError(str(exc)) from None
+    # Unknown backend names stop here, before a job lands on a queue no worker will ever serve.
+    for name in settings.classifiers:
+        CLASSIFIERS.check(name)
+    if settings.summarise:
+        SUMMARISERS.check(settings.summary_backend)
 
     frame = read_messages(file, columns)
     cleaned = clean(frame, settings.max_message_chars)
@@ -121,7 +128,7 @@ def produce_file(
             summarised = enqueue_summaries(
                 connection, settings, items, settings.summary_backend, lambda n: progress.advance(task, n)
             )
-    record_run(connection, settings, run, source=str(file))
+    record_run(connection, settings.result_ttl_s, run, str(file), settings.classifiers)
 
     counts = ProduceCounts(
         read=len(frame),
@@ -145,7 +152,11 @@ def produce_file(
     )
     if cleaned.rejects:
         err.print(f"rejected rows are listed in {rejects_path}", highlight=False, soft_wrap=True)
-    idle = queues_without_workers(connection, settings) if outcome.batches and warn_idle_queues else []
+    idle = (
+        queues_without_workers(connection, queues.default_queues(settings))
+        if outcome.batches and warn_idle_queues
+        else []
+    )
     if idle:
         err.print(
             f"[yellow]warning:[/] no live worker on {', '.join(idle)}; start one with "
@@ -156,16 +167,13 @@ def produce_file(
     return counts
 
 
-Backend = StrEnum("Backend", {name: name for name in SUMMARY_BACKENDS})  # type: ignore[misc]
-
-
 @user_errors
 def summarise(
     file: Path | None = typer.Argument(
         None, help="CSV, JSONL or Parquet file of messages; leave out to re-summarise the run's conversations"
     ),
     run: str = typer.Option(..., "--run", help="run the summaries are kept under"),
-    backend: Backend | None = typer.Option(None, help="summary backend [default: CHATLENS_SUMMARY_BACKEND]"),
+    backend: str | None = typer.Option(None, help="summary backend [default: CHATLENS_SUMMARY_BACKEND]"),
     id_column: str = typer.Option("conversation_id", help="column holding the conversation id"),
     message_column: str = typer.Option("message", help="column holding the message text"),
     label_column: str = typer.Option("sentiment", help="column holding the true label (optional)"),
@@ -173,7 +181,7 @@ def summarise(
 ) -> None:
     """(Re)summarise every conversation of FILE, or of RUN as produced, on the backend's queue."""
     settings = get_settings()
-    chosen = backend.value if backend else settings.summary_backend
+    chosen = SUMMARISERS.check(backend or settings.summary_backend)
     try:
         check_run_name(run)
     except ValueError as exc:
@@ -199,7 +207,7 @@ def summarise(
             store.add_messages(pipe, run, store_messages)
             pipe.execute()
         # The messages are kept so that `--run` can re-summarise and `eval` can score; no classify jobs.
-        record_run(connection, settings.model_copy(update={"classifiers": []}), run, source=str(file))
+        record_run(connection, settings.result_ttl_s, run, str(file), classifiers=[])
     elif store.run_info(run) is None:
         raise ChatlensError(f"no run named {run!r} in Redis; give a FILE, or produce the run first")
     items = conversations(run, store.messages(run).values())
@@ -207,11 +215,9 @@ def summarise(
         task = progress.add_task(f"summaries ({chosen})", total=len(items))
         count = enqueue_summaries(connection, settings, items, chosen, lambda n: progress.advance(task, n))
     out.print(
-        f"enqueued {count} conversations on {keys.summarise_queue(chosen)}", highlight=False, soft_wrap=True
+        f"enqueued {count} conversations on {queues.summarise_queue(chosen)}", highlight=False, soft_wrap=True
     )
-    idle = queues_without_workers(
-        connection, settings.model_copy(update={"classifiers": [], "summary_backend": chosen})
-    )
+    idle = queues_without_workers(connection, [queues.summarise_queue(chosen)])
     if idle:
         err.print(
             f"[yellow]warning:[/] no live worker on {idle[0]}; "

@@ -11,15 +11,12 @@ from datetime import UTC, datetime
 import pandas as pd
 from redis import Redis
 from rq import Queue, Retry, Worker
-from rq.serializers import JSONSerializer
 
-from chatlens import keys
-from chatlens.schemas import BatchItem, Message, MicroBatch, RunInfo, message_id
-from chatlens.settings import Settings
-from chatlens.store import RunStore
+from chatlens.core import queues
+from chatlens.core.schemas import BatchItem, Message, MicroBatch, RunInfo, message_id
+from chatlens.core.settings import Settings
+from chatlens.core.store import RunStore
 
-# Named by string so the producer never imports torch.
-CLASSIFY_JOB = "worker.jobs.classify_batch"
 _PIECES = re.compile(r"\w+|[^\w\s]")
 # Micro-batches sent per Redis round trip.
 BATCHES_PER_ROUND_TRIP = 8
@@ -90,8 +87,8 @@ def enqueue_messages(
     store = RunStore(connection, settings.result_ttl_s)
     present = store.existing_ids(run, [m.id for m in messages])
     new = [m for m in messages if m.id not in present]
-    queues = [
-        Queue(keys.classify_queue(c), connection=connection, serializer=JSONSerializer)
+    targets = [
+        Queue(queues.classify_queue(c), connection=connection, serializer=queues.SERIALIZER)
         for c in settings.classifiers
     ]
     options = job_options(settings)
@@ -107,10 +104,10 @@ def enqueue_messages(
                 )
                 for batch in group
             ]
-            for queue, classifier in zip(queues, settings.classifiers, strict=True):
+            for queue, classifier in zip(targets, settings.classifiers, strict=True):
                 jobs = [
                     Queue.prepare_data(
-                        CLASSIFY_JOB,
+                        queues.CLASSIFY_JOB,
                         kwargs={"batch": payload, "classifier": classifier},
                         description=f"{classifier}: {len(payload['items'])} messages of run {run}",
                         **options,
@@ -129,9 +126,9 @@ def enqueue_messages(
     )
 
 
-def record_run(connection: Redis, settings: Settings, run: str, source: str) -> RunInfo:
+def record_run(connection: Redis, ttl_s: int, run: str, source: str, classifiers: list[str]) -> RunInfo:
     """Describe the run as it now stands in Redis (a re-produce adds to it, never replaces it)."""
-    store = RunStore(connection, settings.result_ttl_s)
+    store = RunStore(connection, ttl_s)
     stored = list(store.messages(run).values())
     previous = store.run_info(run)
     info = RunInfo(
@@ -140,17 +137,14 @@ def record_run(connection: Redis, settings: Settings, run: str, source: str) -> 
         dataset_hash=dataset_hash(stored),
         messages=len(stored),
         labelled=sum(1 for m in stored if m.label),
-        classifiers=sorted(set(settings.classifiers) | set(previous.classifiers if previous else [])),
+        classifiers=sorted(set(classifiers) | set(previous.classifiers if previous else [])),
         created_at=previous.created_at if previous else datetime.now(UTC),
     )
     store.save_run_info(info)
     return info
 
 
-def queues_without_workers(connection: Redis, settings: Settings) -> list[str]:
-    names = [keys.classify_queue(c) for c in settings.classifiers]
-    if settings.summarise:
-        names.append(keys.summarise_queue(settings.summary_backend))
+def queues_without_workers(connection: Redis, names: list[str]) -> list[str]:
     served: set[str] = set()
     for worker in Worker.all(connection=connection):
         served.update(worker.queue_names())

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from chatlens.errors import ChatlensError
+from chatlens.core.errors import ChatlensError
 
 # Rows are decoded with surrogateescape so that one bad byte rejects one row, not the whole file.
 _ENCODING_ERRORS = "surrogateescape"

@@ -7,15 +7,12 @@ from collections.abc import Callable, Iterable
 
 from redis import Redis
 from rq import Queue
-from rq.serializers import JSONSerializer
 
-from chatlens import keys
-from chatlens.schemas import Conversation, Message
-from chatlens.settings import Settings
+from chatlens.core import queues
+from chatlens.core.schemas import Conversation, Message
+from chatlens.core.settings import Settings
 from producer.enqueue import job_options
 
-# Named by string so the producer never imports torch.
-SUMMARISE_JOB = "worker.jobs.summarise_conversation"
 JOBS_PER_ROUND_TRIP = 200
 
 
@@ -41,13 +38,13 @@ def enqueue_summaries(
 ) -> int:
     """One job per conversation on `summarise-<backend>`; a conversation summarised again overwrites
     its earlier summary, so re-summarising is safe."""
-    queue = Queue(keys.summarise_queue(backend), connection=connection, serializer=JSONSerializer)
+    queue = Queue(queues.summarise_queue(backend), connection=connection, serializer=queues.SERIALIZER)
     options = job_options(settings)
     for start in range(0, len(items), JOBS_PER_ROUND_TRIP):
         group = items[start : start + JOBS_PER_ROUND_TRIP]
         jobs = [
             Queue.prepare_data(
-                SUMMARISE_JOB,
+                queues.SUMMARISE_JOB,
                 kwargs={"conversation": c.model_dump(mode="json"), "backend": backend},
                 description=f"summarise ({backend}) conversation {c.conversation_id} of run {c.run}",
                 **options,

@@ -29,9 +29,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 # None of these needs pydantic, which the GPU machine lacks.
-from worker.encoder import mean_pool
-from worker.finetuned import FineTunedModel, predict_logits, train_step
-from worker.hf import length_sorted_batches, pad_batch
+from chatlens.backends.classifiers.finetuned import FineTunedModel, predict_logits, train_step
+from chatlens.backends.encoder import mean_pool
+from chatlens.backends.hf import length_sorted_batches, pad_batch
 
 CONFIGS: dict[str, dict] = {
     "product s0": dict(lr=5e-5, epochs=4, power=0.5, seed=0),
@@ -62,12 +62,12 @@ def slug(name: str) -> str:
 def prepare(directory: Path) -> None:
     from transformers import AutoModel, AutoTokenizer
 
-    from chatlens import LABELS
-    from chatlens.settings import get_settings
+    from chatlens.backends.encoder import bundled_encoder_path
+    from chatlens.core.labels import LABELS
+    from chatlens.core.settings import get_settings
+    from chatlens.training.head import stratified_indices
     from producer.cleaning import clean
     from producer.reader import Columns, read_messages
-    from worker.encoder import bundled_encoder_path
-    from worker.train import stratified_indices
 
     settings = get_settings()
     index = {label: i for i, label in enumerate(LABELS)}

@@ -21,9 +21,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from worker.emotion import EmotionClassifier
-from worker.speed import messages_per_second, save_full_size, tokens_per_message
-from worker.zeroshot import ZeroShotClassifier
+from chatlens.backends.classifiers.emotion import EmotionClassifier
+from chatlens.backends.classifiers.zeroshot import ZeroShotClassifier
+from chatlens.bench.speed import messages_per_second, save_full_size, tokens_per_message
 
 # chatlens' defaults (chatlens/settings.py); copied so that this script needs no pydantic.
 TEMPLATE = "The speaker of this message feels {}."

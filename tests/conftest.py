@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,17 +11,8 @@ import fakeredis
 import pytest
 import redis
 
-from chatlens.connection import private_redis
-from chatlens.settings import get_settings
-
-ROOT = Path(__file__).resolve().parent.parent
-SHARED_DATA = ROOT.parent / "shared" / "data" / "topical-chat-sample"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from chatlens.core.connection import private_redis
+from chatlens.core.settings import get_settings
 
 
 @pytest.fixture(scope="session")
@@ -70,18 +58,3 @@ def isolated_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterat
     get_settings.cache_clear()
     yield
     get_settings.cache_clear()
-
-
-def subprocess_env(**extra: str) -> dict[str, str]:
-    env = {**os.environ, **extra}
-    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
-    return env
-
-
-def chatlens_cmd(*args: str) -> list[str]:
-    return [sys.executable, "-m", "chatlens.cli", *args]
-
-
-def run_chatlens(*args: str, env: dict[str, str], timeout: float = 600) -> subprocess.CompletedProcess[str]:
-    """`chatlens ARGS` in its own process, as a user runs it; stdout and stderr captured as text."""
-    return subprocess.run(chatlens_cmd(*args), env=env, capture_output=True, text=True, timeout=timeout)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from chatlens.cli import app
+from chatlens.cli.app import app
 
 
 def test_demo_runs_the_whole_path_in_process(tmp_path: Path) -> None:

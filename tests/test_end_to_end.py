@@ -8,10 +8,10 @@ from pathlib import Path
 
 import redis
 
-from chatlens import keys
-from chatlens.demo import EXAMPLE_FILE
-from chatlens.store import RunStore
-from tests.conftest import run_chatlens, subprocess_env
+from chatlens.cli.demo import EXAMPLE_FILE
+from chatlens.core import keys
+from chatlens.core.store import RunStore
+from tests.helpers import run_chatlens, subprocess_env
 
 
 def test_produce_worker_eval(redis_url: str, tmp_path: Path) -> None:

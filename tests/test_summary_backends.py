@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 import redis
 
-from chatlens.demo import EXAMPLE_FILE
-from chatlens.store import RunStore
-from tests.conftest import run_chatlens, subprocess_env
-from tests.worker.tiny_generators import save_tiny_bart_cnn
-from tests.worker.tiny_mlx import save_tiny_llama
+from chatlens.cli.demo import EXAMPLE_FILE
+from chatlens.core.store import RunStore
+from tests.backends.tiny_generators import save_tiny_bart_cnn
+from tests.backends.tiny_mlx import save_tiny_llama
+from tests.helpers import run_chatlens, subprocess_env
 
 pytestmark = pytest.mark.slow
 

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import redis
 
-from chatlens import keys
-from chatlens.demo import EXAMPLE_FILE
-from tests.conftest import chatlens_cmd, run_chatlens, subprocess_env
-from tests.worker.tiny_models import save_tiny_bart_mnli, save_tiny_roberta_go_emotions
+from chatlens.cli.demo import EXAMPLE_FILE
+from chatlens.core import keys
+from tests.backends.tiny_models import save_tiny_bart_mnli, save_tiny_roberta_go_emotions
+from tests.helpers import chatlens_cmd, run_chatlens, subprocess_env
 
 
 def test_default_zeroshot_and_emotion_queues(redis_url: str, tmp_path: Path) -> None:

@@ -1,16 +1,14 @@
-"""`chatlens worker`, `chatlens train` and `chatlens bench`."""
+"""`chatlens worker`."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import typer
 
-from chatlens.connection import connect
-from chatlens.console import out, progress_bar, user_errors
-from chatlens.errors import ChatlensError
-from chatlens.settings import get_settings
-from worker.runner import default_queues, run_worker
+from chatlens.core.connection import connect
+from chatlens.core.console import user_errors
+from chatlens.core.queues import default_queues
+from chatlens.core.settings import get_settings
+from worker.runner import run_worker
 
 
 @user_errors
@@ -31,179 +29,5 @@ def worker(
     settings = get_settings()
     connection = connect(redis_url or settings.redis_url)
     run_worker(
-        queue or default_queues(settings), settings, connection, burst, threads, name, log_level.upper()
+        settings, connection, queue or default_queues(settings), burst, threads, name, log_level.upper()
     )
-
-
-@user_errors
-def train(
-    train_file: Path | None = typer.Option(
-        None, "--train", help="labelled CSV [default: CHATLENS_TRAIN_FILE]"
-    ),
-    out_dir: Path | None = typer.Option(
-        None, "--out", help="where head.safetensors/head.json go [default: the committed head]"
-    ),
-    epochs: int | None = typer.Option(None, min=1, help="[default: 15]"),
-    hidden_dim: int | None = typer.Option(None, min=0, help="0 = a linear head [default: 0]"),
-    class_weight_power: float | None = typer.Option(
-        None, min=0.0, max=1.0, help="loss weight ~ (1/class frequency)^power [default: 0.5]"
-    ),
-    tune_adjustment: bool = typer.Option(True, help="tune the logit adjustment's tau on validation"),
-    val_frac: float | None = typer.Option(None, min=0.01, max=0.5, help="[default: 0.15]"),
-    seed: int | None = typer.Option(None, help="[default: 0]"),
-    threads: int | None = typer.Option(None, min=1, help="torch threads"),
-    finetune: bool = typer.Option(
-        False, "--finetune", help="fine-tune the encoder end to end, log to MLflow"
-    ),
-    base: str | None = typer.Option(None, help="--finetune: HF id or path [default: bundled MiniLM]"),
-    max_length: int = typer.Option(128, min=8, help="--finetune: tokens per message"),
-    batch_size: int = typer.Option(32, min=1, help="--finetune: messages per step"),
-    lr: float = typer.Option(5e-5, help="--finetune: encoder learning rate"),
-    register: str = typer.Option("chatlens-minilm", help="--finetune: registered model name"),
-    promote: bool = typer.Option(False, "--promote", help="--finetune: run the promotion gate at the end"),
-    limit: int | None = typer.Option(None, min=10, help="--finetune: first N rows only (smoke runs)"),
-) -> None:
-    """Train the default head on frozen MiniLM features, or (--finetune) an encoder end to end."""
-    import torch
-
-    from worker.head import DEFAULT_HEAD_DIR
-    from worker.train import TrainOptions, train_head
-
-    settings = get_settings()
-    if threads:
-        torch.set_num_threads(threads)
-    if finetune:
-        from worker.finetune import FineTuneOptions
-
-        options_ft = FineTuneOptions(
-            train_file=train_file or settings.train_file, out_dir=out_dir or Path("models") / register,
-            base=base, epochs=epochs or 4, lr=lr, batch_size=batch_size, max_length=max_length,
-            val_frac=val_frac or 0.15, seed=seed or 0, device=settings.device, limit=limit,
-            **({"class_weight_power": class_weight_power} if class_weight_power is not None else {}),
-        )  # fmt: skip
-        run_finetune(options_ft, settings.mlflow_tracking_uri, register, promote)
-        return
-    chosen = {
-        "epochs": epochs,
-        "hidden_dim": hidden_dim,
-        "class_weight_power": class_weight_power,
-        "tune_adjustment": tune_adjustment,
-        "val_frac": val_frac,
-        "seed": seed,
-    }
-    options = TrainOptions(
-        train_file=train_file or settings.train_file,
-        out_dir=out_dir or DEFAULT_HEAD_DIR,
-        encoder=settings.encoder_path,
-        max_length=settings.max_length,
-        **{k: v for k, v in chosen.items() if v is not None},
-    )
-    with progress_bar() as progress:
-        tasks: dict[str, int] = {}
-
-        def report(stage: str, done: int, total: int) -> None:
-            key = stage.split(" ")[0]
-            if key not in tasks:
-                tasks[key] = progress.add_task(stage, total=total)
-            progress.update(tasks[key], completed=done, description=stage)
-
-        result = train_head(options, report)
-    v0, v1 = result["validation_before_adjustment"], result["validation"]
-    out.print(
-        f"validation ({result['validation_rows']} rows): "
-        f"accuracy {v0['accuracy']:.3f} / macro-F1 {v0['macro_f1']:.3f} -> "
-        f"with logit adjustment (tau {result['tau']:.2f}) {v1['accuracy']:.3f} / {v1['macro_f1']:.3f}; "
-        f"{result['seconds']} s ({result['encode_seconds']} s encoding)",
-        highlight=False,
-        soft_wrap=True,
-    )
-    out.print(f"head {result['version']} written to {options.out_dir}", highlight=False, soft_wrap=True)
-
-
-@user_errors
-def bench(
-    messages: int = typer.Option(
-        2000, "--messages", min=32, help="messages measured, the same for every variant"
-    ),
-    json_file: Path | None = typer.Option(
-        None, "--json", help="write the figures here (and a PNG beside it)"
-    ),
-    file: Path | None = typer.Option(None, help="messages to use [default: CHATLENS_TEST_FILE]"),
-    threads: int = typer.Option(2, min=1, help="torch threads, the same for all three"),
-    redis_url: str | None = typer.Option(None, help="use this Redis [default: a private redis-server]"),
-    repeat: int = typer.Option(3, min=1, help="interleaved rounds; the best of each is reported"),
-    backend: str = typer.Option(
-        "default", help="default: bare vs pipeline vs seed-style; zeroshot or emotion: variants at full size"
-    ),
-) -> None:
-    """Messages/s: the default model three ways, or an HF backend with and without sdpa/int8/sorting."""
-    from worker.bench import load_texts, run_bench, save
-
-    settings = get_settings()
-    if backend == "default":
-        result = run_bench(settings, file or settings.test_file, messages, threads, redis_url, repeat)
-    elif backend in ("zeroshot", "emotion"):
-        from worker.backend_bench import run_backend_bench
-
-        texts = load_texts(file or settings.test_file, messages)
-        result = run_backend_bench(settings, backend, texts, threads)
-    else:
-        raise ChatlensError(f"--backend {backend!r}: use default, zeroshot or emotion")
-    save(result, json_file)
-    for key, value in result.items():
-        out.print(f"{key:>30}  {value}", highlight=False, soft_wrap=True)
-
-
-def run_finetune(options: object, tracking_uri: str, register: str, promote: bool) -> None:
-    from worker.finetune import finetune, log_and_register
-
-    with progress_bar() as progress:
-        task = progress.add_task("fine-tune", total=None)
-
-        def report(stage: str, done: int, total: int) -> None:
-            progress.update(task, description=stage, completed=done, total=total)
-
-        result, _, _ = finetune(options, report)  # type: ignore[arg-type]
-    version = log_and_register(result, options.out_dir, tracking_uri, register)  # type: ignore[attr-defined]
-    v = result["validation"]
-    out.print(
-        f"validation ({result['validation_rows']} rows): "
-        f"accuracy {v['accuracy']:.3f} / macro-F1 {v['macro_f1']:.3f} "
-        f"(best epoch {result['best_epoch']}, tau {result['tau']:.2f}); "
-        f"{result['seconds']} s on {result['device']}",
-        highlight=False, soft_wrap=True,
-    )  # fmt: skip
-    out.print(f"registered {register} version {version} ({tracking_uri})", highlight=False, soft_wrap=True)
-    if promote:
-        _promote(register, version, tracking_uri, options.train_file, options.val_frac, options.seed, 0.01)  # type: ignore[attr-defined]
-
-
-def _promote(name: str, version: str | None, tracking_uri: str, eval_file: Path, val_frac: float, seed: int,
-             max_accuracy_drop: float) -> bool:  # fmt: skip
-    from eval.promote import promote
-
-    decision = promote(name, version, tracking_uri, eval_file, val_frac, seed, max_accuracy_drop)
-    for who, s in decision.scores.items():
-        out.print(f"{who}: accuracy {s['accuracy']:.4f} / macro-F1 {s['macro_f1']:.4f}", highlight=False)
-    verdict = "promoted to @champion" if decision.promoted else "refused"
-    out.print(f"version {decision.candidate} {verdict}: {decision.reason}", highlight=False, soft_wrap=True)
-    return decision.promoted
-
-
-@user_errors
-def promote(
-    model: str = typer.Option(..., "--model", help="registered model name"),
-    version: str | None = typer.Option(None, help="candidate version [default: the latest]"),
-    eval_file: Path | None = typer.Option(
-        None, help="labelled file whose validation slice is the evaluation set"
-    ),
-    val_frac: float = typer.Option(0.15, min=0.01, max=0.5),
-    seed: int = typer.Option(0),
-    max_accuracy_drop: float = typer.Option(0.01, min=0.0, help="accuracy the candidate may lose"),
-) -> None:
-    """Set @champion to a version only if it beats the champion on macro-F1 within the accuracy margin."""
-    settings = get_settings()
-    promoted = _promote(model, version, settings.mlflow_tracking_uri, eval_file or settings.train_file,
-                        val_frac, seed, max_accuracy_drop)  # fmt: skip
-    if not promoted:
-        raise typer.Exit(1)

@@ -1,4 +1,5 @@
-"""RQ job functions. Plain importable functions taking JSON-able arguments."""
+"""RQ job functions: plain importable functions. The worker passes its `WorkerContext` first; the
+producer's JSON arguments follow."""
 
 from __future__ import annotations
 
@@ -6,24 +7,20 @@ import resource
 import sys
 import time
 
-from redis import Redis
-from rq import get_current_job
-
-from chatlens.schemas import Conversation, MessageError, MicroBatch, Prediction, Summary, SummaryError
-from chatlens.settings import Settings, get_settings
-from chatlens.store import RunStore, process_name
-from worker.classifier import Classifier, Output
-from worker.loaded import get_classifier, get_summariser
+from chatlens.backends.classifier import Classifier, Output
+from chatlens.core.schemas import Conversation, MessageError, MicroBatch, Prediction, Summary, SummaryError
+from chatlens.core.store import process_name
+from worker.context import WorkerContext
 
 
-def classify_batch(batch: dict, classifier: str) -> dict:
+def classify_batch(ctx: WorkerContext, batch: dict, classifier: str) -> dict:
     """Classify one micro-batch and write one result per message, in one Redis round trip.
 
     A message the model fails on is recorded as an error for that message; the worker goes on.
     """
-    connection, settings, store = _job_context("classify_batch")
+    store = ctx.store
     micro = MicroBatch.model_validate(batch)
-    model = get_classifier(classifier, settings, connection)
+    model = ctx.classifier(classifier)
     refresh = getattr(model, "refresh", None)
     if refresh is not None:  # a registry alias may have moved: swap models between batches
         before = model.version
@@ -60,14 +57,14 @@ def classify_batch(batch: dict, classifier: str) -> dict:
     return {"run": micro.run, "model": model.name, "predicted": len(predictions), "errors": len(errors)}
 
 
-def summarise_conversation(conversation: dict, backend: str) -> dict:
+def summarise_conversation(ctx: WorkerContext, conversation: dict, backend: str) -> dict:
     """Summarise one whole conversation and write the summary under its conversation id.
 
     A failure is recorded for the conversation and re-raised, so RQ retries it with backoff.
     """
-    connection, settings, store = _job_context("summarise_conversation")
+    store = ctx.store
     item = Conversation.model_validate(conversation)
-    summariser = get_summariser(backend, settings, connection)
+    summariser = ctx.summariser(backend)
     started = time.perf_counter()
     try:
         result = summariser.summarise(item.turns)
@@ -92,14 +89,6 @@ def summarise_conversation(conversation: dict, backend: str) -> dict:
     store.write_summary(item.run, summary)
     store.record_peak_rss(peak_rss_mb())
     return {"run": item.run, "conversation_id": item.conversation_id, "words": len(result.text.split())}
-
-
-def _job_context(name: str) -> tuple[Redis, Settings, RunStore]:
-    job = get_current_job()
-    if job is None:
-        raise RuntimeError(f"{name} runs inside an RQ worker")
-    settings = get_settings()
-    return job.connection, settings, RunStore(job.connection, settings.result_ttl_s)
 
 
 def _predict_guarded(model: Classifier, texts: list[str]) -> tuple[list[Output | None], dict[int, str]]:

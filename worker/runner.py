@@ -1,74 +1,98 @@
-"""Starting an RQ worker that has its classifiers loaded before it takes a job."""
+"""Building and running a chatlens worker: `create_worker(settings, ...)` in arq's style.
+
+The worker loads the models of its queues before it takes a job, runs only chatlens's own job
+functions, and hands each job its `WorkerContext`.
+"""
 
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from redis import Redis
 from rq import Queue, SimpleWorker
-from rq.serializers import JSONSerializer
+from rq.executions import Execution
+from rq.job import Job
 
-from chatlens import keys
-from chatlens.settings import Settings
-
-CLASSIFY_PREFIX = keys.classify_queue("")
-SUMMARISE_PREFIX = keys.summarise_queue("")
-
-
-def default_queues(settings: Settings) -> list[str]:
-    queues = [keys.classify_queue(c) for c in settings.classifiers]
-    if settings.summarise:
-        queues.append(keys.summarise_queue(settings.summary_backend))
-    return queues
+from chatlens.backends.classifier import CLASSIFIERS
+from chatlens.backends.summariser import SUMMARISERS
+from chatlens.core import queues as q
+from chatlens.core.settings import Settings
+from worker.context import WorkerContext
+from worker.job import ContextJob
 
 
-def preload(queues: list[str], settings: Settings, connection: Redis, threads: int | None) -> None:
+def check_queues(queues: list[str]) -> None:
+    """Unknown backend names stop the worker with one line, before it listens to a queue nobody fills."""
+    for name in queues:
+        if name.startswith(q.CLASSIFY_PREFIX):
+            CLASSIFIERS.check(name.removeprefix(q.CLASSIFY_PREFIX))
+        elif name.startswith(q.SUMMARISE_PREFIX):
+            SUMMARISERS.check(name.removeprefix(q.SUMMARISE_PREFIX))
+
+
+def preload(context: WorkerContext, queues: list[str], threads: int | None) -> None:
     """Load every model the queues need, now: a missing model (or an MLX queue on a host that cannot
     serve it) stops the worker, not each job."""
-    classify = [q.removeprefix(CLASSIFY_PREFIX) for q in queues if q.startswith(CLASSIFY_PREFIX)]
-    summarise = [q.removeprefix(SUMMARISE_PREFIX) for q in queues if q.startswith(SUMMARISE_PREFIX)]
-    if not classify and not summarise:
-        return  # e.g. the eval queue: no torch needed
-    import torch
+    classify = [n.removeprefix(q.CLASSIFY_PREFIX) for n in queues if n.startswith(q.CLASSIFY_PREFIX)]
+    summarise = [n.removeprefix(q.SUMMARISE_PREFIX) for n in queues if n.startswith(q.SUMMARISE_PREFIX)]
+    if threads and (classify or summarise):
+        import torch  # only a model worker has torch installed; an eval-only worker needs none
 
-    if threads:
         torch.set_num_threads(threads)
-    from worker.loaded import get_classifier, get_summariser
-
-    for key in classify:
-        get_classifier(key, settings, connection)
+    for name in classify:
+        context.classifier(name)
     for backend in summarise:
-        get_summariser(backend, settings, connection)
+        context.summariser(backend)
 
 
-def build_worker(
-    queues: list[str], settings: Settings, connection: Redis, name: str | None = None
-) -> SimpleWorker:
-    # SimpleWorker runs jobs in this process, so the preloaded models serve every job. RQ's default
-    # Worker forks a work horse per job: the model would be copied into each fork and torch's OpenMP
-    # thread pool does not survive fork reliably. One process per worker, scaled by adding processes.
-    return SimpleWorker(
-        [Queue(q, connection=connection, serializer=JSONSerializer) for q in queues],
+class ChatlensWorker(SimpleWorker):
+    """SimpleWorker runs jobs in this process, so the preloaded models serve every job. RQ's default
+    Worker forks a work horse per job: the model would be copied into each fork and torch's OpenMP
+    thread pool does not survive fork reliably. One process per worker, scaled by adding processes."""
+
+    job_class = ContextJob
+
+    def __init__(self, *args: Any, context: WorkerContext, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.context = context
+
+    def perform_job(self, job: Job, queue: Queue, execution: Execution) -> bool:
+        if isinstance(job, ContextJob):
+            job.context = self.context
+        return super().perform_job(job, queue, execution)
+
+
+def create_worker(
+    settings: Settings, connection: Redis, queues: list[str], name: str | None = None,
+    threads: int | None = None,
+) -> ChatlensWorker:  # fmt: skip
+    check_queues(queues)
+    context = WorkerContext(settings, connection)
+    preload(context, queues, threads or settings.threads)
+    return ChatlensWorker(
+        [Queue(n, connection=connection, serializer=q.SERIALIZER, job_class=ContextJob) for n in queues],
         connection=connection,
-        serializer=JSONSerializer,
+        serializer=q.SERIALIZER,
+        job_class=ContextJob,
         name=name,
         worker_ttl=settings.worker_ttl_s,
         maintenance_interval=settings.maintenance_interval_s,
+        context=context,
     )
 
 
 def run_worker(
-    queues: list[str],
     settings: Settings,
     connection: Redis,
+    queues: list[str],
     burst: bool = False,
     threads: int | None = None,
     name: str | None = None,
     logging_level: str = "INFO",
     with_scheduler: bool = True,
 ) -> bool:
-    preload(queues, settings, connection, threads or settings.threads)
-    worker = build_worker(queues, settings, connection, name)
+    worker = create_worker(settings, connection, queues, name, threads)
     logging.getLogger("rq.worker").setLevel(logging_level)
     # The scheduler moves retried jobs back onto their queue once their backoff has passed. It takes its
     # lock with a Lua script, which the embedded fakeredis cannot run: the demo goes without it.

@@ -9,11 +9,11 @@ import mlflow
 import pytest
 from typer.testing import CliRunner
 
-from chatlens.cli import app
-from chatlens.connection import FAKE_URL, connect
-from chatlens.schemas import Message, MessageError, Prediction, RunInfo
-from chatlens.settings import get_settings
-from chatlens.store import RunStore
+from chatlens.cli.app import app
+from chatlens.core.connection import FAKE_URL, connect
+from chatlens.core.schemas import Message, MessageError, Prediction, RunInfo
+from chatlens.core.settings import get_settings
+from chatlens.core.store import RunStore
 
 runner = CliRunner()
 

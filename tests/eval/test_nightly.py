@@ -13,11 +13,11 @@ import redis
 from rq import Queue
 from rq.serializers import JSONSerializer
 
-from chatlens.schemas import Message, Prediction, RunInfo
-from chatlens.settings import get_settings
-from chatlens.store import RunStore
-from tests.conftest import chatlens_cmd, subprocess_env
-from worker.runner import build_worker
+from chatlens.core.schemas import Message, Prediction, RunInfo
+from chatlens.core.settings import get_settings
+from chatlens.core.store import RunStore
+from tests.helpers import chatlens_cmd, subprocess_env
+from worker.runner import create_worker
 
 
 def seed_run(connection: redis.Redis, run: str, created: float) -> None:
@@ -72,15 +72,9 @@ def test_cron_enqueues_json_eval_jobs_that_a_worker_runs(redis_url: str, tmp_pat
     assert job.func_name == "eval.jobs.evaluate_latest_run"
     json.loads(zlib.decompress(connection.hget(f"rq:job:{job.id}", "data")))  # JSON, not pickle
 
+    # The worker hands its own settings to the job: this test's reports dir, not the environment's.
     settings = get_settings().model_copy(update={"reports_dir": reports})
-    import eval.jobs
-
-    original = eval.jobs.get_settings
-    eval.jobs.get_settings = lambda: settings  # the in-process worker reads this test's reports dir
-    try:
-        build_worker(["eval"], settings, connection).work(burst=True, logging_level="WARNING")
-    finally:
-        eval.jobs.get_settings = original
+    create_worker(settings, connection, ["eval"]).work(burst=True, logging_level="WARNING")
     written = sorted(reports.glob("newest/*/metrics.json"))
     assert written and not (reports / "older").exists()
     assert json.loads(written[0].read_text())["models"]["m"]["accuracy"] == 1.0

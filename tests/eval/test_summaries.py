@@ -9,10 +9,10 @@ import mlflow
 import pytest
 from typer.testing import CliRunner
 
-from chatlens.cli import app
-from chatlens.errors import ChatlensError
-from chatlens.schemas import Message, Summary
-from chatlens.store import RunStore
+from chatlens.cli.app import app
+from chatlens.core.errors import ChatlensError
+from chatlens.core.schemas import Message, Summary
+from chatlens.core.store import RunStore
 from eval.summaries import load_references, score_run_summaries
 
 runner = CliRunner()
@@ -69,7 +69,7 @@ def test_numeric_ids_are_read_as_text(tmp_path: Path) -> None:
 def test_unknown_backend_is_refused(tmp_path: Path) -> None:
     path = write_json(tmp_path / "refs.json", CONVERSATIONS)
     result = runner.invoke(app, ["eval-summaries", str(path), "--out", str(tmp_path), "-b", "gpt"])
-    assert result.exit_code == 2 and "unknown backend 'gpt'" in result.output
+    assert result.exit_code == 2 and "unknown summary backend 'gpt'" in result.output
 
 
 @pytest.mark.slow

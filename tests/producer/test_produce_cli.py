@@ -12,10 +12,10 @@ from rq import Queue
 from rq.serializers import JSONSerializer
 from typer.testing import CliRunner
 
-from chatlens import keys
-from chatlens.cli import app
-from chatlens.connection import FAKE_URL, connect
-from chatlens.settings import get_settings
+from chatlens.cli.app import app
+from chatlens.core import keys
+from chatlens.core.connection import FAKE_URL, connect
+from chatlens.core.settings import get_settings
 
 runner = CliRunner()
 

@@ -10,10 +10,11 @@ from rq import Queue
 from rq.serializers import JSONSerializer
 from typer.testing import CliRunner
 
-from chatlens.cli import app
-from chatlens.connection import FAKE_URL, connect
-from chatlens.schemas import Conversation, Message
-from producer.summaries import SUMMARISE_JOB, conversations
+from chatlens.cli.app import app
+from chatlens.core.connection import FAKE_URL, connect
+from chatlens.core.queues import SUMMARISE_JOB
+from chatlens.core.schemas import Conversation, Message
+from producer.summaries import conversations
 
 runner = CliRunner()
 

@@ -61,9 +61,9 @@ def test_the_directory_holds_the_same_model_and_tokenizer(converted: tuple[Path,
 @pytest.mark.slow
 def test_both_generative_backends_load_it_and_agree(converted: tuple[Path, Path]) -> None:
     pytest.importorskip("mlx_lm")
-    from tests.worker.tiny_generators import messages
-    from worker.hf_summariser import HFSummariser
-    from worker.mlx_summariser import MLXSummariser, check_mlx_platform
+    from chatlens.backends.summarisers.mlx import MLXSummariser, check_mlx_platform
+    from chatlens.backends.summarisers.transformers import HFSummariser
+    from tests.backends.tiny_generators import messages
 
     out, _ = converted
     check_mlx_platform(allow_cpu=True)

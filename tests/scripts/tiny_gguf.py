@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tests.worker.tiny_generators import save_tiny_llama_chat
+from tests.backends.tiny_generators import save_tiny_llama_chat
 
 
 def _permute(weights: np.ndarray, heads: int) -> np.ndarray:

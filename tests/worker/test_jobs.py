@@ -8,14 +8,15 @@ import pytest
 from rq import Queue
 from rq.serializers import JSONSerializer
 
-from chatlens.connection import FAKE_URL, connect
-from chatlens.demo import EXAMPLE_FILE
-from chatlens.settings import get_settings
-from chatlens.store import RunStore
+from chatlens.backends.classifier import Output
+from chatlens.backends.classifiers.minilm import MiniLMClassifier
+from chatlens.cli.demo import EXAMPLE_FILE
+from chatlens.core.connection import FAKE_URL, connect
+from chatlens.core.queues import default_queues
+from chatlens.core.settings import Settings, get_settings
+from chatlens.core.store import RunStore
 from producer.cli import produce_file
-from worker.classifier import Output
-from worker.minilm import MiniLMClassifier
-from worker.runner import build_worker, default_queues
+from worker.runner import create_worker
 
 
 @pytest.fixture
@@ -27,11 +28,11 @@ def fake():
 
 def work(connection) -> None:
     settings = get_settings()
-    build_worker(default_queues(settings), settings, connection).work(burst=True, logging_level="WARNING")
+    create_worker(settings, connection, default_queues(settings)).work(burst=True, logging_level="WARNING")
 
 
 def test_every_message_gets_exactly_one_result(fake) -> None:
-    counts = produce_file(EXAMPLE_FILE, "ex", batch_size=16, redis_url=FAKE_URL)
+    counts = produce_file(Settings(batch_size=16), EXAMPLE_FILE, "ex", redis_url=FAKE_URL)
     work(fake)
     store = RunStore(fake, 3600)
     predictions = store.predictions("ex", MiniLMClassifier.name)
@@ -43,7 +44,7 @@ def test_every_message_gets_exactly_one_result(fake) -> None:
 def test_a_retried_batch_leaves_one_result_per_message(fake, tmp_path: Path) -> None:
     path = tmp_path / "m.csv"
     path.write_text("conversation_id,message\n" + "".join(f"1,message number {i}\n" for i in range(5)))
-    produce_file(path, "retry", batch_size=5, redis_url=FAKE_URL)
+    produce_file(Settings(batch_size=5), path, "retry", redis_url=FAKE_URL)
     queue = Queue("classify-default", connection=fake, serializer=JSONSerializer)
     (job,) = queue.get_jobs()
     # The same batch again, as a retry after a crash between the write and the job's completion.
@@ -65,7 +66,7 @@ def test_a_bad_message_is_recorded_and_the_rest_go_on(fake, tmp_path: Path, monk
     monkeypatch.setattr(MiniLMClassifier, "predict", fragile)
     path = tmp_path / "m.csv"
     path.write_text("conversation_id,message\n1,fine one\n1,BOOM\n1,fine two\n2,fine three\n")
-    produce_file(path, "bad", batch_size=10, redis_url=FAKE_URL)
+    produce_file(Settings(batch_size=10), path, "bad", redis_url=FAKE_URL)
     work(fake)
     store = RunStore(fake, 3600)
     assert store.result_count("bad", "minilm-head") == 3

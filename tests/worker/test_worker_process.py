@@ -8,15 +8,16 @@ from pathlib import Path
 
 import redis
 
-from chatlens import keys
+from chatlens.core import keys
+from chatlens.core.settings import Settings
 from producer.cli import produce_file
-from tests.conftest import subprocess_env
+from tests.helpers import subprocess_env
 
 
 def test_one_model_load_for_many_jobs(redis_url: str, tmp_path: Path) -> None:
     path = tmp_path / "m.csv"
     path.write_text("conversation_id,message\n" + "".join(f"{i % 4},message number {i}\n" for i in range(60)))
-    counts = produce_file(path, "loads", batch_size=3, redis_url=redis_url)
+    counts = produce_file(Settings(batch_size=3), path, "loads", redis_url=redis_url)
     assert counts.batches == 20
     proc = subprocess.run(
         [sys.executable, "-m", "worker", "--burst", "--threads", "1", "--log-level", "WARNING"],

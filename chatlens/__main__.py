@@ -1,0 +1,3 @@
+from chatlens.cli.app import app
+
+app()

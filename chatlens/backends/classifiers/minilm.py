@@ -1,0 +1,55 @@
+"""`MiniLMClassifier`: the offline default, bundled MiniLM encoder plus our trained head."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from chatlens.backends.classifier import Output
+from chatlens.backends.encoder import shared_encoder
+from chatlens.backends.head import DEFAULT_HEAD_DIR, head_version, load_head
+from chatlens.core.settings import Settings
+
+
+class MiniLMClassifier:
+    """The bundled all-MiniLM-L6-v2 encoder, frozen, with our trained head on its pooled hidden states."""
+
+    name = "minilm-head"
+
+    def __init__(
+        self,
+        head_dir: Path | None = None,
+        encoder: str | None = None,
+        batch_size: int = 32,
+        max_length: int | None = None,
+        int8: bool = False,
+    ) -> None:
+        head_dir = head_dir or DEFAULT_HEAD_DIR
+        self.head = load_head(head_dir)
+        self.encoder = shared_encoder(
+            encoder, max_length=max_length or self.head.config.max_length, batch_size=batch_size, int8=int8
+        )
+        self.labels = self.head.config.labels
+        self.version = f"{self.encoder.model_id}+head-{head_version(head_dir)}" + ("+int8" if int8 else "")
+
+    @torch.inference_mode()
+    def probabilities(self, texts: list[str]) -> torch.Tensor:
+        features = torch.from_numpy(self.encoder.encode(texts, self.head.config.pooling))
+        return torch.softmax(self.head.adjusted_logits(features), dim=-1)
+
+    def predict(self, texts: list[str]) -> list[Output]:
+        confidence, index = self.probabilities(texts).max(dim=-1)
+        return [
+            Output(self.labels[i], float(c)) for i, c in zip(index.tolist(), confidence.tolist(), strict=True)
+        ]
+
+
+def build(settings: Settings) -> MiniLMClassifier:
+    return MiniLMClassifier(
+        head_dir=settings.head_path,
+        encoder=settings.encoder_path,
+        batch_size=settings.inference_batch_size,
+        max_length=settings.max_length,
+        int8=settings.quantize_int8,
+    )

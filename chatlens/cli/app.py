@@ -1,0 +1,37 @@
+"""The `chatlens` command: the one place that assembles every role; each sub-command is defined next to
+the code it drives."""
+
+from __future__ import annotations
+
+import typer
+
+from chatlens.bench.cli import bench
+from chatlens.cli.demo import demo
+from chatlens.training.cli import promote, train
+from eval.cli import cron, eval_summaries, evaluate, results
+from producer.cli import produce, summarise
+from worker.cli import worker
+
+app = typer.Typer(
+    name="chatlens",
+    help="Sentiment/emotion for every chat message, a summary for every conversation, through Redis/RQ "
+    "workers, with an honest evaluation.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.command()(produce)
+app.command()(worker)
+app.command("eval")(evaluate)
+app.command()(results)
+app.command()(summarise)
+app.command("eval-summaries")(eval_summaries)
+app.command()(train)
+app.command()(bench)
+app.command()(demo)
+app.command()(cron)
+app.command()(promote)
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,24 @@
+"""`JobContext`: what a job function gets from the worker that runs it, as its first argument.
+
+Settings are built once when the worker starts and handed down here; a job never reads the
+environment itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from redis import Redis
+
+from chatlens.core.settings import Settings
+from chatlens.core.store import RunStore
+
+
+@dataclass
+class JobContext:
+    settings: Settings
+    connection: Redis
+    store: RunStore = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.store = RunStore(self.connection, self.settings.result_ttl_s)

@@ -1,0 +1,147 @@
+"""The one configuration object, read from `CHATLENS_*` environment variables (and `.env`)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import AliasChoices, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from chatlens.core.errors import ChatlensError
+
+DEFAULT_REDIS_URL = "redis://localhost:6379/0"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CHATLENS_", env_file=".env", extra="ignore")
+
+    redis_url: str = DEFAULT_REDIS_URL
+    mlflow_tracking_uri: str = Field(
+        # MLflow 3 refuses its file store, so the default is a local sqlite database.
+        default="sqlite:///mlflow.db",
+        validation_alias=AliasChoices("CHATLENS_MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_URI"),
+    )
+    mlflow_experiment: str = "chatlens-eval"
+
+    # Producer
+    batch_size: int = Field(64, ge=1, le=10_000, description="messages per micro-batch (one RQ job)")
+    max_message_chars: int = Field(5_000, ge=1, description="longer messages are rejected, not truncated")
+    classifiers: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["default"])
+
+    # Worker
+    encoder_path: str | None = Field(None, description="HF id or local dir; None = bundled MiniLM")
+    head_path: Path | None = Field(None, description="dir with head.safetensors/head.json; None = committed")
+    inference_batch_size: int = Field(32, ge=1)
+    max_length: int = Field(256, ge=8, description="tokens; longer messages are truncated by the encoder")
+    threads: int | None = Field(None, ge=1, description="torch threads per worker; None = torch's default")
+    job_timeout_s: int = 600
+    retry_intervals_s: Annotated[list[int], NoDecode] = Field(default_factory=lambda: [5, 30, 120])
+    # A killed worker's job is recovered once its heartbeat key expires and a maintenance pass runs;
+    # RQ's defaults (420 s + 600 s) would leave a batch stranded for up to 17 minutes.
+    worker_ttl_s: int = Field(60, ge=20)
+    maintenance_interval_s: int = Field(60, ge=10)
+
+    # Hugging Face classifiers (worker side): where and how they run
+    device: str = Field("auto", description="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps")
+    dtype: str = Field("auto", description="auto (float32 on CPU, bfloat16/float16 on GPU) or explicit")
+    sdpa: bool = Field(True, description="scaled-dot-product attention where the architecture has it")
+    quantize_int8: bool = Field(False, description="dynamic int8 Linear layers (CPU only)")
+
+    # Zero-shot NLI classifier (queue classify-zeroshot)
+    zeroshot_model: str = "facebook/bart-large-mnli"
+    zeroshot_template: str = "The speaker of this message feels {}."
+    zeroshot_verbs: dict[str, str] = Field(
+        default_factory=lambda: {
+            "Curious to dive deeper": "curious",
+            "Neutral": "neutral",
+            "Surprised": "surprised",
+            "Happy": "happy",
+            "Sad": "sad",
+            "Disgusted": "disgusted",
+            "Fearful": "afraid",
+            "Angry": "angry",
+        }
+    )
+    zeroshot_batch_size: int = Field(64, ge=1, description="(message, hypothesis) pairs per forward pass")
+
+    # go_emotions classifier (queue classify-emotion); the mapping is the seed's
+    emotion_model: str = "SamLowe/roberta-base-go_emotions"
+    emotion_mapping: dict[str, str] = Field(
+        default_factory=lambda: {
+            "curiosity": "Curious to dive deeper",
+            "joy": "Happy",
+            "neutral": "Neutral",
+            "surprise": "Surprised",
+            "disgust": "Disgusted",
+            "sadness": "Sad",
+            "fear": "Fearful",
+            "anger": "Angry",
+        }
+    )
+    emotion_other_label: str | None = Field(
+        None, description="let the other 20 labels compete under this label"
+    )
+    emotion_batch_size: int = Field(64, ge=1)
+
+    # Fine-tuned classifier (queue classify-finetuned): a registry URI follows its alias between batches
+    finetuned_model: str = Field(
+        "models:/chatlens-minilm@champion", description="models:/NAME@ALIAS or a dir"
+    )
+    registry_poll_s: float = Field(30.0, ge=0, description="how often a worker re-reads the alias")
+
+    # Conversation summaries (queues summarise-<backend>)
+    summarise: bool = Field(True, description="the producer enqueues one summary job per conversation")
+    summary_backend: str = Field(
+        "extractive", description="extractive (offline default), transformers or mlx"
+    )
+    summary_model: str | None = Field(
+        None,
+        description="HF id or local dir; None = the backend's default (bundled MiniLM, "
+        "facebook/bart-large-cnn, mlx-community/Meta-Llama-3-8B-Instruct-4bit)",
+    )
+    summary_sentences: int = Field(6, ge=1, le=20, description="most sentences an extractive summary keeps")
+    summary_words: int | None = Field(
+        45, ge=1, description="an extractive summary stops once it has this many words; None = no limit"
+    )
+    summary_max_new_tokens: int = Field(160, ge=8, description="bound on a generated summary's tokens")
+    summary_temperature: float = Field(0.0, ge=0.0, description="0 = greedy decoding")
+    summary_context_tokens: int | None = Field(
+        None, ge=64, description="input budget per generation; None = the model's context less the output"
+    )
+    summary_allow_mlx_cpu: bool = Field(
+        False, description="let the mlx backend run off Apple silicon, on mlx's CPU backend (tests)"
+    )
+
+    # Storage
+    result_ttl_s: int = Field(30 * 24 * 3600, ge=60, description="lifetime of a run's keys in Redis")
+
+    # Nightly evaluation
+    eval_queue: str = "eval"
+    nightly_cron: str = "0 2 * * *"
+    nightly_interval_s: int | None = Field(None, ge=1, description="overrides nightly_cron (tests, demos)")
+    reports_dir: Path = Path("reports")
+
+    # Reference summaries that `eval` scores a run's summaries against, where conversation ids match
+    summary_references: Path | None = None
+
+    @field_validator("classifiers", "retry_intervals_s", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        # Also accept "a,b" from the environment, not only JSON lists.
+        if isinstance(value, str):
+            text = value.strip().removeprefix("[").removesuffix("]")
+            return [part.strip().strip("\"'") for part in text.split(",") if part.strip()]
+        return value
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problem = exc.errors()[0]
+        field = "CHATLENS_" + str(problem["loc"][0]).upper() if problem["loc"] else "a setting"
+        message = f"{field}: {problem['msg']} (got {problem.get('input')!r}); fix the variable"
+        raise ChatlensError(message) from None

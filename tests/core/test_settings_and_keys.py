@@ -1,0 +1,38 @@
+"""The settings object and the key layout."""
+
+from __future__ import annotations
+
+import pytest
+
+from chatlens.core import keys
+from chatlens.core.settings import Settings
+
+
+def test_settings_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CHATLENS_CLASSIFIERS", "default, zeroshot")
+    monkeypatch.setenv("CHATLENS_RETRY_INTERVALS_S", "[1, 2]")
+    monkeypatch.delenv("CHATLENS_MLFLOW_TRACKING_URI")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:///elsewhere.db")
+    settings = Settings()
+    assert settings.classifiers == ["default", "zeroshot"]
+    assert settings.retry_intervals_s == [1, 2]
+    assert settings.mlflow_tracking_uri == "sqlite:///elsewhere.db"
+    assert settings.redis_url == "redis://localhost:6379/0" and "redis_url" not in settings.model_fields_set
+
+
+def test_bad_settings_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CHATLENS_BATCH_SIZE", "0")
+    with pytest.raises(ValueError, match="batch_size"):
+        Settings()
+
+
+@pytest.mark.parametrize("name", ["a", "run-1", "2026.11.26_nightly"])
+def test_good_run_names(name: str) -> None:
+    assert keys.check_run_name(name) == name
+    assert keys.results(name, "m") == f"chatlens:run:{name}:results:m"
+
+
+@pytest.mark.parametrize("name", ["", "a:b", "-x", "a b", "x" * 101])
+def test_bad_run_names(name: str) -> None:
+    with pytest.raises(ValueError, match="run name"):
+        keys.check_run_name(name)

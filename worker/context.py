@@ -1,0 +1,34 @@
+"""`WorkerContext`: what a worker process hands every job — its settings, its Redis connection, and
+the models it has loaded.
+
+Each model is built once per process, on first use, and kept: a worker preloads the models of its
+queues before it takes a job, so a job only ever finds them here. Each load is counted in Redis,
+which is how the tests and `chatlens bench` show there is one load per process.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from chatlens.backends.classifier import CLASSIFIERS, Classifier
+from chatlens.backends.summariser import SUMMARISERS, Summariser
+from chatlens.core.context import JobContext
+
+
+@dataclass
+class WorkerContext(JobContext):
+    classifiers: dict[str, Classifier] = field(default_factory=dict, init=False)
+    summarisers: dict[str, Summariser] = field(default_factory=dict, init=False)
+
+    def classifier(self, name: str) -> Classifier:
+        if name not in self.classifiers:
+            model = CLASSIFIERS.build(name, self.settings)
+            self.classifiers[name] = model
+            self.store.record_model_load(model.name)
+        return self.classifiers[name]
+
+    def summariser(self, backend: str) -> Summariser:
+        if backend not in self.summarisers:
+            self.summarisers[backend] = SUMMARISERS.build(backend, self.settings)
+            self.store.record_model_load(f"summarise-{backend}")
+        return self.summarisers[backend]
