@@ -6,10 +6,11 @@ from enum import StrEnum
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from chatlens.backends.summariser import SUMMARISERS
-from chatlens.core.connection import connect
+from chatlens.core.connection import connect_settings
 from chatlens.core.console import err, out, progress_bar, user_errors
 from chatlens.core.errors import ChatlensError
 from chatlens.core.settings import get_settings
@@ -34,10 +35,11 @@ def evaluate(
 ) -> None:
     """Score every model's predictions for RUN: metrics.json, report.md, confusion PNGs, MLflow."""
     settings = get_settings()
-    connection = connect(redis_url or settings.redis_url)
+    connection = connect_settings(settings, redis_url)
     target = out_dir or settings.reports_dir / run
     document = evaluate_run(connection, settings, run, target, track=mlflow)
     print_summary(document)
+    warn_corrupt(document["corrupt_records"], target / "report.md")
     out.print(
         f"wrote {target}/metrics.json, report.md and the confusion matrices", highlight=False, soft_wrap=True
     )
@@ -59,6 +61,19 @@ def print_summary(document: dict) -> None:
     out.print(table)
 
 
+def warn_corrupt(corrupt: list[dict], listed_in: Path | None) -> None:
+    if corrupt:
+        first = corrupt[0]
+        where = f"all listed in {listed_in}" if listed_in else "left out of the export"
+        err.print(
+            f"[yellow]warning:[/] {len(corrupt)} records of this run in Redis are corrupt and were not "
+            f"used (first: {escape(first['key'])} {escape(first['field'])}: {escape(first['error'])}); "
+            f"{escape(where)}",
+            highlight=False,
+            soft_wrap=True,
+        )
+
+
 @user_errors
 def results(
     run: str = typer.Option(..., "--run", help="the run to export"),
@@ -70,12 +85,13 @@ def results(
     """Export RUN's predictions (one record per message, with every model's prediction) or, with
     --summaries, its conversation summaries (one record per conversation)."""
     settings = get_settings()
-    store = RunStore(connect(redis_url or settings.redis_url), settings.result_ttl_s)
+    store = RunStore(connect_settings(settings, redis_url), settings.result_ttl_s)
     if store.run_info(run) is None:
         raise ChatlensError(
             f"no run named {run!r} in Redis; produce it first with `chatlens produce FILE --run {run}`"
         )
     count = export_results(store, run, format.value, output, summaries=summaries)
+    warn_corrupt([vars(c) for c in store.corrupt], None)
     if output is not None:
         what = "conversation summaries" if summaries else "messages"
         err.print(f"wrote {count} {what} to {output}", highlight=False, soft_wrap=True)
@@ -134,4 +150,4 @@ def cron(
 ) -> None:
     """Run RQ's cron scheduler with the nightly evaluation (see eval/cron.py)."""
     settings = get_settings()
-    build_scheduler(settings, connect(redis_url or settings.redis_url)).start()
+    build_scheduler(settings, connect_settings(settings, redis_url)).start()

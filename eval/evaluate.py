@@ -16,10 +16,17 @@ from eval.report import plot_confusion, write_report
 from eval.summaries import score_run_summaries, summary_table
 
 
-def score_run(store: RunStore, run: str, messages: dict[str, Message]) -> list[ModelMetrics]:
+def score_run(
+    store: RunStore, run: str, messages: dict[str, Message], corrupt_messages: int = 0
+) -> list[ModelMetrics]:
+    """A corrupt message counts as enqueued but unscored; a model's corrupt result or error entry counts
+    as an error of that model."""
     scored: list[ModelMetrics] = []
     for model in store.models(run):
+        seen = len(store.corrupt)
         predictions = store.predictions(run, model)
+        errors = store.errors(run, model)
+        corrupt = len(store.corrupt) - seen
         labelled = [
             (m.label, predictions[mid].label) for mid, m in messages.items() if m.label and mid in predictions
         ]
@@ -29,8 +36,8 @@ def score_run(store: RunStore, run: str, messages: dict[str, Message]) -> list[M
                 [t for t, _ in labelled],
                 [p for _, p in labelled],
                 results=sum(1 for mid in predictions if mid in messages),
-                enqueued=len(messages),
-                errors=len(store.errors(run, model)),
+                enqueued=len(messages) + corrupt_messages,
+                errors=len(errors) + corrupt,
                 versions=sorted({p.model_version for p in predictions.values()}),
             )
         )
@@ -45,8 +52,9 @@ def evaluate_run(connection: Redis, settings: Settings, run: str, out_dir: Path,
             f"no run named {run!r} in Redis; produce it first with `chatlens produce FILE --run {run}`"
         )
     messages = store.messages(run)  # read once: the models and the summaries are scored against it
-    enqueued = len(messages)
-    models = score_run(store, run, messages)
+    corrupt_messages = len(store.corrupt)
+    enqueued = len(messages) + corrupt_messages
+    models = score_run(store, run, messages, corrupt_messages)
     summaries = score_run_summaries(store, run, messages, settings.summary_references)
     out_dir.mkdir(parents=True, exist_ok=True)
     document = {
@@ -56,9 +64,18 @@ def evaluate_run(connection: Redis, settings: Settings, run: str, out_dir: Path,
         "models": {m.model: m.summary() for m in models},
         "summaries": summaries,
         "conversations_summarised": store.summary_count(run),
+        # Entries in Redis that are not the record their key promises: skipped, counted, listed.
+        "corrupt_records": [{"key": c.key, "field": c.field, "error": c.error} for c in store.corrupt],
     }
     (out_dir / "metrics.json").write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
     write_report(out_dir / "report.md", run, enqueued, models)
+    if store.corrupt:
+        with (out_dir / "report.md").open("a", encoding="utf-8") as handle:
+            handle.write(
+                f"\n## Corrupt records\n\n{len(store.corrupt)} entries in Redis are not valid records; "
+                "they were skipped (a message: unscored, a result: an error of its model):\n\n"
+                + "".join(f"- `{c.key}` `{c.field}`: {c.error}\n" for c in store.corrupt[:50])
+            )
     if summaries:
         with (out_dir / "report.md").open("a", encoding="utf-8") as handle:
             handle.write(

@@ -36,7 +36,9 @@ def clean(frame: pd.DataFrame, max_chars: int) -> CleanResult:
     frame = frame.copy()
     # Position is the turn's index in its conversation in file order, taken before any row is dropped,
     # so that message ids stay the same whatever sample or split is later taken of the same file.
-    frame["position"] = frame.groupby(frame["conversation_id"].fillna("\x00"), sort=False).cumcount()
+    # (A non-scalar id, rejected below, is grouped by its repr: a dict or list cannot be a group key.)
+    ids = frame["conversation_id"].map(lambda v: v if v is None or isinstance(v, str) else repr(v))
+    frame["position"] = frame.groupby(ids.fillna("\x00"), sort=False).cumcount()
 
     missing = frame["message"].map(_is_missing) & frame["problem"].isna()
     dropped_missing = int(missing.sum())
@@ -55,10 +57,12 @@ def clean(frame: pd.DataFrame, max_chars: int) -> CleanResult:
         problem = problem or label_problem
         if problem:
             field, reason = problem
-            rejects.append(Reject(row.row, field, reason, row.conversation_id, _printable(row.message)))
+            shown_id = row.conversation_id if row.conversation_id is None else _printable(row.conversation_id)
+            rejects.append(Reject(row.row, field, reason, shown_id, _printable(row.message)))
         keep.append(problem is None)
         labels.append(label)
-    frame = frame.assign(label=labels)[keep]
+    # object dtype: pandas would infer a string column from the labels and turn None into NaN.
+    frame = frame.assign(label=pd.Series(labels, index=frame.index, dtype=object))[keep]
 
     duplicate = frame.duplicated(subset=["conversation_id", "message", "label"], keep="first")
     dropped_duplicate = int(duplicate.sum())
@@ -79,15 +83,24 @@ def _is_missing(value: object) -> bool:
     return isinstance(value, str) and not value.strip()
 
 
-def _row_problem(conversation_id: str | None, message: object, max_chars: int) -> tuple[str, str] | None:
+def _row_problem(conversation_id: object, message: object, max_chars: int) -> tuple[str, str] | None:
     if conversation_id is None:
         return "conversation_id", "conversation_id is missing"
+    if not isinstance(conversation_id, str):
+        return (
+            "conversation_id",
+            f"conversation_id is not text or a number (got {type(conversation_id).__name__})",
+        )
     if _has_invalid_utf8(conversation_id):
         return "conversation_id", "conversation_id is not valid UTF-8"
+    if "\x00" in conversation_id:
+        return "conversation_id", "conversation_id contains a NUL character"
     if not isinstance(message, str):
         return "message", f"message is not text (got {type(message).__name__})"
     if _has_invalid_utf8(message):
         return "message", "message is not valid UTF-8"
+    if "\x00" in message:
+        return "message", "message contains a NUL character (a binary or corrupted row)"
     if len(message) > max_chars:
         return "message", f"message has {len(message)} characters, over the limit of {max_chars}"
     return None
@@ -110,7 +123,8 @@ def _has_invalid_utf8(text: str) -> bool:
 
 def _printable(value: object) -> str:
     text = value if isinstance(value, str) else repr(value)
-    return text.encode("utf-8", errors="surrogateescape").decode("utf-8", errors="backslashreplace")[:500]
+    text = text.encode("utf-8", errors="surrogateescape").decode("utf-8", errors="backslashreplace")
+    return text.replace("\x00", "\\x00")[:500]
 
 
 def write_rejects(path: Path, rejects: list[Reject]) -> None:

@@ -13,7 +13,7 @@ import typer
 from chatlens.backends.classifier import CLASSIFIERS
 from chatlens.backends.summariser import SUMMARISERS
 from chatlens.core import queues
-from chatlens.core.connection import connect
+from chatlens.core.connection import connect_settings
 from chatlens.core.console import err, out, progress_bar, user_errors
 from chatlens.core.errors import ChatlensError
 from chatlens.core.keys import check_run_name
@@ -37,10 +37,9 @@ class Split(StrEnum):
 def produce(
     file: Path = typer.Argument(..., help="CSV, JSONL or Parquet file of messages"),
     run: str = typer.Option(..., "--run", help="run name: results and eval are kept per run"),
-    sample_frac: float = typer.Option(
-        1.0, min=0.0, max=1.0, help="stratified sample by label (0.2 = the seed)"
-    ),
-    test_frac: float = typer.Option(0.3, min=0.0, max=1.0, help="test share for --split"),
+    # Ranges are checked in produce_file, so a wrong value is one line rather than click's usage box.
+    sample_frac: float = typer.Option(1.0, help="stratified sample by label, 0 < frac <= 1 (0.2 = the seed)"),
+    test_frac: float = typer.Option(0.3, help="test share for --split, 0 < frac < 1"),
     split: Split = typer.Option(Split.all, help="all = no split; train/test = enqueue that part only"),
     seed: int = typer.Option(0, help="seed of the sample and the split"),
     batch_size: int | None = typer.Option(None, min=1, help="messages per micro-batch [default: 64]"),
@@ -87,6 +86,10 @@ def produce_file(
         check_run_name(run)
     except ValueError as exc:
         raise ChatlensError(str(exc)) from None
+    if not 0.0 < sample_frac <= 1.0:  # also catches nan, which fails every comparison
+        raise ChatlensError(f"--sample-frac must be 0 < frac <= 1 (got {sample_frac}); 1 keeps every row")
+    if not 0.0 < test_frac < 1.0:
+        raise ChatlensError(f"--test-frac must be 0 < frac < 1 (got {test_frac}); 0.3 holds out 30%")
     # Unknown backend names stop here, before a job lands on a queue no worker will ever serve.
     for name in settings.classifiers:
         CLASSIFIERS.check(name)
@@ -98,9 +101,14 @@ def produce_file(
     rows = stratified_sample(cleaned.rows, sample_frac, seed)
     train, test = stratified_split(rows, test_frac, seed)
     chosen = {Split.all: rows, Split.train: train, Split.test: test}[split]
+    if cleaned.rows.shape[0] and chosen.empty:
+        raise ChatlensError(
+            f"--sample-frac {sample_frac} / --split {split.value} --test-frac {test_frac} select none of "
+            f"the {len(cleaned.rows)} clean rows of {file}; raise the fraction (nothing was written)"
+        )
     messages = to_messages(chosen)
     # Connect before writing anything, so an unreachable Redis leaves no files behind.
-    connection = connect(redis_url or settings.redis_url)
+    connection = connect_settings(settings, redis_url)
 
     rejects_path = (out_dir or Path.cwd()) / f"chatlens-rejects-{run}.csv"
     if cleaned.rejects:
@@ -200,7 +208,7 @@ def summarise(
                 highlight=False,
                 soft_wrap=True,
             )
-    connection = connect(redis_url or settings.redis_url)
+    connection = connect_settings(settings, redis_url)
     store = RunStore(connection, settings.result_ttl_s)
     if store_messages is not None:
         with connection.pipeline() as pipe:

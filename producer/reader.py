@@ -46,12 +46,17 @@ def read_messages(path: Path, columns: Columns) -> pd.DataFrame:
 
 
 def _read_text(path: Path) -> str:
-    data = path.read_bytes()
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ChatlensError(
+            f"{path}: cannot be read ({exc.strerror or exc}); check its permissions"
+        ) from None
     if not data.strip():
         raise ChatlensError(
             f"{path}: the file is empty; give a file with a header row and at least one message"
         )
-    if data[:2] in (b"\xff\xfe", b"\xfe\xff") or b"\x00" in data[:4096]:
+    if data[:2] in (b"\xff\xfe", b"\xfe\xff") or _looks_utf16(data[:4096]):
         raise ChatlensError(
             f"{path}: not UTF-8 text (UTF-16 or binary); re-save it as UTF-8, e.g. iconv -f UTF-16 -t UTF-8"
         )
@@ -66,6 +71,12 @@ def _read_text(path: Path) -> str:
     return text
 
 
+def _looks_utf16(head: bytes) -> bool:
+    # UTF-16 (or a binary file) has a NUL in every other byte of its ASCII; a UTF-8 file with a stray
+    # NUL in a message is valid UTF-8, and only the rows holding one are rejected (in `cleaning`).
+    return len(head) >= 2 and head.count(0) > len(head) // 4
+
+
 def _has_invalid_utf8(text: str) -> bool:
     return any("\udc80" <= ch <= "\udcff" for ch in text)
 
@@ -74,13 +85,31 @@ def _read_csv(path: Path, text: str) -> pd.DataFrame:
     # The csv module rather than pandas: a row with the wrong number of fields must reject that row,
     # where pandas would silently shift it into an index column or drop fields.
     reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    # The csv module caps a field at 131,072 characters and fails the whole file past it; lift the cap
+    # to the file's size, so an over-long message is read whole and rejected as one row by `cleaning`.
+    previous_limit = csv.field_size_limit(max(csv.field_size_limit(), min(len(text) + 1, 2**31 - 1)))
     try:
         rows = [row for row in reader if row]
     except csv.Error as exc:
         raise ChatlensError(
             f"{path}: not a valid CSV (line {reader.line_num}: {exc}); check the quoting of that line"
         ) from exc
+    finally:
+        csv.field_size_limit(previous_limit)
     header, body = rows[0], rows[1:]
+    if len(header) == 1:
+        for separator, name in ((";", "semicolon"), ("\t", "tab"), ("|", "pipe")):
+            if separator in header[0]:
+                raise ChatlensError(
+                    f"{path}: the header looks {name}-separated ({header[0][:60]!r}); chatlens reads "
+                    "comma-separated CSV: re-save it with commas, or as JSONL/Parquet"
+                )
+    repeated = sorted({name for name in header if header.count(name) > 1})
+    if repeated:
+        raise ChatlensError(
+            f"{path}: column(s) {', '.join(repr(n) for n in repeated)} appear more than once in the header; "
+            "give every column a distinct name"
+        )
     ragged = [i for i, row in enumerate(body) if len(row) != len(header)]
     if body and len(ragged) > len(body) / 2:
         raise ChatlensError(
@@ -123,6 +152,12 @@ def _read_jsonl(path: Path, text: str) -> pd.DataFrame:
 def _read_parquet(path: Path) -> pd.DataFrame:
     try:
         return pd.read_parquet(path)
+    except OSError as exc:
+        if isinstance(exc, PermissionError):
+            raise ChatlensError(f"{path}: cannot be read ({exc.strerror}); check its permissions") from None
+        raise ChatlensError(
+            f"{path}: not a readable Parquet file ({type(exc).__name__}); check the file"
+        ) from exc
     except Exception as exc:  # pyarrow raises several unrelated types for a bad file
         raise ChatlensError(
             f"{path}: not a readable Parquet file ({type(exc).__name__}); check the file"
@@ -156,9 +191,12 @@ def _select_columns(path: Path, frame: pd.DataFrame, columns: Columns) -> pd.Dat
     return out
 
 
-def _conversation_id(value: object) -> str | None:
+def _conversation_id(value: object) -> object:
+    """A string id, None where absent, or the raw value where it is no scalar (`cleaning` rejects it)."""
     if value is None or (isinstance(value, float) and pd.isna(value)):
         return None
+    if not isinstance(value, str | int | float) or isinstance(value, bool):
+        return value
     if isinstance(value, float) and value.is_integer():
         return str(int(value))  # a Parquet/JSON int column with gaps comes back as float
     text = str(value).strip()

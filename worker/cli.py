@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from chatlens.core.connection import connect
+from chatlens.core.connection import connect_settings
 from chatlens.core.console import user_errors
 from chatlens.core.queues import default_queues
 from chatlens.core.settings import get_settings
@@ -27,7 +27,7 @@ def worker(
 ) -> None:
     """Serve the queues, loading each model once for the life of the process."""
     settings = get_settings()
-    connection = connect(redis_url or settings.redis_url)
+    connection = connect_settings(settings, redis_url)
     run_worker(
         settings, connection, queue or default_queues(settings), burst, threads, name, log_level.upper()
     )

@@ -8,9 +8,10 @@ from pathlib import Path
 import typer
 from redis import Redis
 
-from chatlens.core.connection import FAKE_URL, connect
+from chatlens.core.connection import FAKE_URL, connect_settings
 from chatlens.core.console import out, user_errors
 from chatlens.core.queues import default_queues
+from chatlens.core.redact import redact_url
 from chatlens.core.settings import Settings, get_settings
 from chatlens.core.store import RunStore
 from eval.cli import print_summary
@@ -38,9 +39,10 @@ def demo(
     """
     settings = get_settings()
     url = settings.redis_url if "redis_url" in settings.model_fields_set else FAKE_URL
-    out.print(f"[bold]chatlens demo[/] on {'an in-process Redis (fakeredis)' if url == FAKE_URL else url}")
+    where = "an in-process Redis (fakeredis)" if url == FAKE_URL else redact_url(url)
+    out.print(f"[bold]chatlens demo[/] on {where}", highlight=False)
     produce_file(settings, file or EXAMPLE_FILE, DEMO_RUN, redis_url=url, warn_idle_queues=False)
-    connection = connect(url)
+    connection = connect_settings(settings, url)
     with out.status(
         "classifying and summarising (models load once, then one job per batch or conversation)..."
     ):

@@ -7,58 +7,149 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 
 import fakeredis
 import redis
 
-from chatlens.core.errors import ServiceUnavailable
+from chatlens.core.errors import ChatlensError, ServiceUnavailable
+from chatlens.core.redact import redact_text, redact_url
+from chatlens.core.settings import Settings, check_redis_url
 
 FAKE_URL = "fakeredis://"
 # One in-process server, so every connection the embedded default opens sees the same data.
 _FAKE_SERVER = fakeredis.FakeServer()
 
 
-def connect(url: str) -> redis.Redis:
-    """Return a connection, checked with a PING so a wrong URL fails here with one clear line."""
+def connect_settings(settings: Settings, url: str | None = None) -> redis.Redis:
+    """`connect` to `url` (a --redis-url flag) or the settings' URL, with the settings' TLS files."""
+    return connect(
+        url or settings.redis_url,
+        ca_file=settings.redis_tls_ca_file,
+        cert_file=settings.redis_tls_cert_file,
+        key_file=settings.redis_tls_key_file,
+    )
+
+
+def connect(
+    url: str,
+    *,
+    ca_file: Path | None = None,
+    cert_file: Path | None = None,
+    key_file: Path | None = None,
+) -> redis.Redis:
+    """Return a connection, checked with a PING so a wrong URL, password or certificate fails here with
+    one clear line; no line ever shows the password."""
     if url == FAKE_URL:
         # RQ stores bytes, so no decode_responses on any connection it shares.
         return fakeredis.FakeRedis(server=_FAKE_SERVER)
-    connection = redis.Redis.from_url(url, socket_connect_timeout=5, health_check_interval=30)
     try:
+        check_redis_url(url)
+    except ValueError as exc:
+        raise ChatlensError(f"--redis-url / CHATLENS_REDIS_URL: {exc}") from None
+    shown = redact_url(url)
+    tls: dict[str, str] = {}
+    for name, path, setting in (
+        ("ssl_ca_certs", ca_file, "CHATLENS_REDIS_TLS_CA_FILE"),
+        ("ssl_certfile", cert_file, "CHATLENS_REDIS_TLS_CERT_FILE"),
+        ("ssl_keyfile", key_file, "CHATLENS_REDIS_TLS_KEY_FILE"),
+    ):
+        if path is not None:
+            if not Path(path).is_file():
+                raise ChatlensError(f"{setting}: {path} is not a readable file; fix the path")
+            tls[name] = str(path)
+    if tls and not url.lower().startswith("rediss://"):
+        raise ChatlensError(
+            f"TLS files are set but {shown} is not a rediss:// URL; use rediss://host:port/db"
+        )
+    try:
+        connection = redis.Redis.from_url(url, socket_connect_timeout=5, health_check_interval=30, **tls)
         connection.ping()
+    except ValueError as exc:  # redis-py's own URL parser: a bad port or db
+        raise ChatlensError(
+            f"--redis-url / CHATLENS_REDIS_URL: {redact_text(str(exc), url)} ({shown})"
+        ) from None
     except redis.RedisError as exc:
-        raise ServiceUnavailable(
-            f"cannot reach Redis at {url} ({exc}); start redis-server or set CHATLENS_REDIS_URL"
-        ) from exc
+        raise ServiceUnavailable(_connection_problem(exc, url, shown)) from None
     return connection
 
 
+def _connection_problem(exc: redis.RedisError, url: str, shown: str) -> str:
+    detail = redact_text(str(exc), url).rstrip(".")
+    if isinstance(exc, redis.AuthenticationError) or "NOAUTH" in detail or "WRONGPASS" in detail:
+        return (
+            f"authentication failed at {shown} ({detail}); check the password (and ACL user) in "
+            "CHATLENS_REDIS_URL, e.g. redis://user:password@host:6379/0"
+        )
+    if any(word in detail.lower() for word in ("ssl", "tls", "certificate")):
+        return (
+            f"TLS handshake with {shown} failed ({detail}); check CHATLENS_REDIS_TLS_CA_FILE (the CA that "
+            "signed the server's certificate), the client cert/key files, and that the port speaks TLS"
+        )
+    if url.lower().startswith("rediss://") and isinstance(exc, redis.TimeoutError):
+        return (
+            f"TLS handshake with {shown} timed out ({detail}); check that this port speaks TLS "
+            "(redis-server --tls-port), or use redis:// for a plain port"
+        )
+    if url.lower().startswith("redis://") and ("closed by server" in detail or "reset by peer" in detail):
+        return (
+            f"Redis at {shown} closed the connection ({detail}); if the server only speaks TLS, "
+            "use a rediss:// URL with CHATLENS_REDIS_TLS_CA_FILE"
+        )
+    return f"cannot reach Redis at {shown} ({detail}); start redis-server or set CHATLENS_REDIS_URL"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 @contextmanager
-def private_redis() -> Iterator[str]:
-    """A throw-away redis-server on a free port (tests, bench): never a shared instance."""
+def private_redis(
+    password: str | None = None, extra_args: Sequence[str] = (), tls_port: bool = False
+) -> Iterator[str]:
+    """A throw-away redis-server on a free port (tests, bench): never a shared instance.
+
+    `password` sets requirepass (the URL yielded carries it); `extra_args` go to redis-server as they
+    are (e.g. --tls-cert-file ...); with `tls_port` the server listens for TLS only, and the URL yielded
+    is rediss://, which the caller connects to with its own CA file.
+    """
     binary = shutil.which("redis-server")
     if binary is None:
         raise ServiceUnavailable("redis-server not found; install it (apt-get install redis-server)")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = _free_port()
     with tempfile.TemporaryDirectory() as workdir:
-        command = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
-        proc = subprocess.Popen([*command, "--dir", workdir], stdout=subprocess.DEVNULL)
-        url = f"redis://127.0.0.1:{port}/0"
+        command = [binary, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+        command += ["--port", "0", "--tls-port", str(port)] if tls_port else ["--port", str(port)]
+        if password is not None:
+            command += ["--requirepass", password]
+        proc = subprocess.Popen([*command, *extra_args, "--dir", workdir], stdout=subprocess.DEVNULL)
+        auth = f":{password}@" if password is not None else ""
+        url = f"{'rediss' if tls_port else 'redis'}://{auth}127.0.0.1:{port}/0"
         try:
             deadline = time.monotonic() + 10
-            while True:
-                try:
-                    redis.Redis.from_url(url).ping()
-                    break
-                except redis.ConnectionError:
-                    if time.monotonic() > deadline or proc.poll() is not None:
-                        raise ServiceUnavailable(f"redis-server did not start on port {port}") from None
-                    time.sleep(0.05)
+            while not _listening(port):
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise ServiceUnavailable(f"redis-server did not start on port {port}") from None
+                time.sleep(0.05)
+            if not tls_port:
+                while True:
+                    try:
+                        redis.Redis.from_url(url).ping()
+                        break
+                    except redis.ConnectionError:
+                        if time.monotonic() > deadline or proc.poll() is not None:
+                            raise ServiceUnavailable(f"redis-server did not start on port {port}") from None
+                        time.sleep(0.05)
             yield url
         finally:
             proc.terminate()
             proc.wait(10)
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0

@@ -2,22 +2,33 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import AliasChoices, Field, ValidationError, field_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
 
 from chatlens.core.errors import ChatlensError
+from chatlens.core.redact import redact_url
 
 DEFAULT_REDIS_URL = "redis://localhost:6379/0"
+# fakeredis:// is the embedded in-process server (see chatlens.core.connection.FAKE_URL).
+REDIS_URL_SCHEMES = ("redis", "rediss", "unix", "fakeredis")
 
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CHATLENS_", env_file=".env", extra="ignore")
 
-    redis_url: str = DEFAULT_REDIS_URL
+    redis_url: str = Field(
+        DEFAULT_REDIS_URL,
+        description="redis://[[user]:password@]host:port/db, rediss:// (TLS), unix:///path or fakeredis://",
+    )
+    # TLS for rediss:// URLs (handed to redis-py as ssl_ca_certs, ssl_certfile, ssl_keyfile).
+    redis_tls_ca_file: Path | None = Field(None, description="CA bundle that signed the server's cert")
+    redis_tls_cert_file: Path | None = Field(None, description="client certificate (tls-auth-clients)")
+    redis_tls_key_file: Path | None = Field(None, description="private key of the client certificate")
     mlflow_tracking_uri: str = Field(
         # MLflow 3 refuses its file store, so the default is a local sqlite database.
         default="sqlite:///mlflow.db",
@@ -126,6 +137,23 @@ class Settings(BaseSettings):
     # Reference summaries that `eval` scores a run's summaries against, where conversation ids match
     summary_references: Path | None = None
 
+    @field_validator("redis_tls_ca_file", "redis_tls_cert_file", "redis_tls_key_file", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        # CHATLENS_REDIS_TLS_CA_FILE= (empty) means no file, not the current directory.
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url_scheme(cls, value: str) -> str:
+        check_redis_url(value)
+        return value
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        # repr(settings) and str(settings) end up in logs and tracebacks: never with the password.
+        for name, value in super().__repr_args__():
+            yield name, redact_url(value) if name == "redis_url" and isinstance(value, str) else value
+
     @field_validator("classifiers", "retry_intervals_s", mode="before")
     @classmethod
     def _comma_separated(cls, value: object) -> object:
@@ -136,12 +164,34 @@ class Settings(BaseSettings):
         return value
 
 
+def check_redis_url(url: str) -> None:
+    """Raise ValueError (one line, no secret) unless `url` has a scheme redis-py or chatlens serves."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme.lower() not in REDIS_URL_SCHEMES or (scheme.lower() != "fakeredis" and not rest):
+        raise ValueError(
+            f"{redact_url(url)!r} is not a Redis URL; write redis://host:6379/0 "
+            "(or rediss:// for TLS, unix:///path/redis.sock, fakeredis:// for the embedded one)"
+        )
+
+
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     try:
         return Settings()
+    except SettingsError as exc:
+        # pydantic-settings' JSON decoding of a dict/list variable, before validation: name the field.
+        name = str(exc).split('field "', 1)[-1].split('"', 1)[0] if 'field "' in str(exc) else ""
+        field = "CHATLENS_" + name.upper() if name else "a CHATLENS_ variable"
+        raise ChatlensError(
+            f"{field}: not valid JSON; write a JSON object, e.g. "
+            f'{field}=\'{{"joy": "Happy"}}\' (or unset it for the default)'
+        ) from None
     except ValidationError as exc:
         problem = exc.errors()[0]
-        field = "CHATLENS_" + str(problem["loc"][0]).upper() if problem["loc"] else "a setting"
-        message = f"{field}: {problem['msg']} (got {problem.get('input')!r}); fix the variable"
+        name = str(problem["loc"][0]) if problem["loc"] else ""
+        field = "CHATLENS_" + name.upper() if name else "a setting"
+        shown = problem.get("input")
+        if name == "redis_url" and isinstance(shown, str):
+            shown = redact_url(shown)
+        message = f"{field}: {problem['msg']} (got {shown!r}); fix the variable"
         raise ChatlensError(message) from None

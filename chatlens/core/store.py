@@ -5,14 +5,33 @@ from __future__ import annotations
 import os
 import socket
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import TypeVar
 
+from pydantic import BaseModel, ValidationError
 from redis import Redis
 from redis.client import Pipeline
 
 from chatlens.core import keys
+from chatlens.core.errors import ChatlensError
 from chatlens.core.schemas import Message, MessageError, Prediction, RunInfo, Summary, SummaryError
 
 _SCAN_CHUNK = 2_000
+R = TypeVar("R", bound=BaseModel)
+
+
+class CorruptRunInfo(ChatlensError):
+    """The run's info record in Redis is not a RunInfo: the run cannot be read as a whole."""
+
+
+@dataclass(frozen=True)
+class CorruptRecord:
+    """A hash entry in Redis that is not the JSON record its key promises (hand-edited, truncated, or
+    written by another version): skipped by the readers below, and counted and reported by eval/export."""
+
+    key: str
+    field: str
+    error: str
 
 
 def process_name() -> str:
@@ -27,6 +46,8 @@ class RunStore:
     def __init__(self, connection: Redis, ttl_s: int) -> None:
         self.redis = connection
         self.ttl_s = ttl_s
+        # Every corrupt entry the readers met, in the order met (a reader called twice lists it twice).
+        self.corrupt: list[CorruptRecord] = []
 
     # -- producer side ---------------------------------------------------------------------------
     def existing_ids(self, run: str, ids: list[str]) -> set[str]:
@@ -53,7 +74,15 @@ class RunStore:
 
     def run_info(self, run: str) -> RunInfo | None:
         raw = self.redis.get(keys.run_info(run))
-        return RunInfo.model_validate_json(raw) if raw else None
+        if not raw:
+            return None
+        try:
+            return RunInfo.model_validate_json(raw)
+        except ValidationError as exc:
+            raise CorruptRunInfo(
+                f"the record {keys.run_info(run)} in Redis is corrupt ({_first_problem(exc)}); "
+                f"produce the run again (`chatlens produce FILE --run {run}`)"
+            ) from None
 
     def latest_run(self) -> str | None:
         # Runs whose keys expired still sit in the index; skip them.
@@ -109,8 +138,18 @@ class RunStore:
         for field, value in self.redis.hscan_iter(key, count=_SCAN_CHUNK):
             yield _text(field), value
 
+    def _records(self, key: str, model: type[R]) -> dict[str, R]:
+        """The hash's valid records; a corrupt entry is noted in `self.corrupt`, not raised."""
+        found: dict[str, R] = {}
+        for field, raw in self._scan(key):
+            try:
+                found[field] = model.model_validate_json(raw)
+            except ValidationError as exc:
+                self.corrupt.append(CorruptRecord(key, field, _first_problem(exc)))
+        return found
+
     def messages(self, run: str) -> dict[str, Message]:
-        return {mid: Message.model_validate_json(raw) for mid, raw in self._scan(keys.messages(run))}
+        return self._records(keys.messages(run), Message)
 
     def message_count(self, run: str) -> int:
         return int(self.redis.hlen(keys.messages(run)))
@@ -119,7 +158,7 @@ class RunStore:
         return sorted(_text(m) for m in self.redis.smembers(keys.models(run)))
 
     def predictions(self, run: str, model: str) -> dict[str, Prediction]:
-        return {mid: Prediction.model_validate_json(raw) for mid, raw in self._scan(keys.results(run, model))}
+        return self._records(keys.results(run, model), Prediction)
 
     def result_count(self, run: str, model: str) -> int:
         return int(self.redis.hlen(keys.results(run, model)))
@@ -128,14 +167,16 @@ class RunStore:
         return int(self.redis.hlen(keys.summaries(run)))
 
     def summaries(self, run: str) -> dict[str, Summary]:
-        return {cid: Summary.model_validate_json(raw) for cid, raw in self._scan(keys.summaries(run))}
+        return self._records(keys.summaries(run), Summary)
 
     def summary_errors(self, run: str) -> dict[str, SummaryError]:
-        return {
-            cid: SummaryError.model_validate_json(raw) for cid, raw in self._scan(keys.summary_errors(run))
-        }
+        return self._records(keys.summary_errors(run), SummaryError)
 
     def errors(self, run: str, model: str) -> dict[str, MessageError]:
-        return {
-            mid: MessageError.model_validate_json(raw) for mid, raw in self._scan(keys.errors(run, model))
-        }
+        return self._records(keys.errors(run, model), MessageError)
+
+
+def _first_problem(exc: ValidationError) -> str:
+    problem = exc.errors()[0]
+    where = ".".join(str(p) for p in problem["loc"])
+    return f"{where}: {problem['msg']}" if where else problem["msg"]
