@@ -13,6 +13,7 @@ from chatlens.backends.summariser import SUMMARISERS
 from chatlens.core.connection import connect_settings
 from chatlens.core.console import err, out, progress_bar, user_errors
 from chatlens.core.errors import ChatlensError
+from chatlens.core.redact import redact_url
 from chatlens.core.settings import get_settings
 from chatlens.core.store import RunStore
 from eval.cron import build_scheduler
@@ -43,6 +44,22 @@ def evaluate(
     out.print(
         f"wrote {target}/metrics.json, report.md and the confusion matrices", highlight=False, soft_wrap=True
     )
+    if mlflow and document.get("mlflow_run_ids"):
+        print_mlflow_location(settings.mlflow_tracking_uri, settings.mlflow_experiment, document)
+
+
+def print_mlflow_location(tracking_uri: str, experiment: str, document: dict) -> None:
+    """Where the MLflow runs went, and the command that shows them (a password in the URI masked)."""
+    shown = redact_url(tracking_uri)
+    out.print(
+        f"MLflow: {shown}, experiment {experiment!r}, runs {', '.join(document['mlflow_run_ids'])}",
+        highlight=False,
+        soft_wrap=True,
+    )
+    if document.get("regressions"):
+        out.print(f"[bold red]regression:[/] {'; '.join(document['regressions'])}", soft_wrap=True)
+    ui = f"mlflow ui --backend-store-uri {shown}" if tracking_uri.startswith("sqlite:") else f"open {shown}"
+    out.print(f"see them: {ui}", highlight=False, soft_wrap=True)
 
 
 def print_summary(document: dict) -> None:

@@ -12,6 +12,7 @@ from chatlens.core.schemas import Message
 from chatlens.core.settings import Settings
 from chatlens.core.store import RunStore
 from eval.metrics import ModelMetrics, score
+from eval.regression import record_evaluation, results_version
 from eval.report import plot_confusion, write_report
 from eval.summaries import score_run_summaries, summary_table
 
@@ -51,6 +52,7 @@ def evaluate_run(connection: Redis, settings: Settings, run: str, out_dir: Path,
         raise ChatlensError(
             f"no run named {run!r} in Redis; produce it first with `chatlens produce FILE --run {run}`"
         )
+    version = results_version(connection, run)  # before reading: a write during the evaluation is news
     messages = store.messages(run)  # read once: the models and the summaries are scored against it
     corrupt_messages = len(store.corrupt)
     enqueued = len(messages) + corrupt_messages
@@ -102,4 +104,5 @@ def evaluate_run(connection: Redis, settings: Settings, run: str, out_dir: Path,
         document["mlflow_run_ids"] = document.get("mlflow_run_ids", []) + log_summary_evaluation(
             settings.mlflow_tracking_uri, settings.mlflow_experiment, run, summaries, out_dir
         )
+    record_evaluation(connection, settings, document, models, out_dir, version)  # eval/regression.py
     return document

@@ -24,9 +24,14 @@ def worker(
     name: str | None = typer.Option(None, help="worker name [default: RQ's]"),
     log_level: str = typer.Option("INFO", help="DEBUG, INFO, WARNING or ERROR"),
     redis_url: str | None = typer.Option(None, help="overrides CHATLENS_REDIS_URL"),
+    metrics_port: int | None = typer.Option(
+        None, min=1, max=65535, help="serve Prometheus /metrics on this port (CHATLENS_METRICS_PORT)"
+    ),
 ) -> None:
     """Serve the queues, loading each model once for the life of the process."""
     settings = get_settings()
+    if metrics_port is not None:
+        settings = settings.model_copy(update={"metrics_port": metrics_port})
     connection = connect_settings(settings, redis_url)
     run_worker(
         settings, connection, queue or default_queues(settings), burst, threads, name, log_level.upper()

@@ -13,22 +13,31 @@ from dataclasses import dataclass, field
 from chatlens.backends.classifier import CLASSIFIERS, Classifier
 from chatlens.backends.summariser import SUMMARISERS, Summariser
 from chatlens.core.context import JobContext
+from chatlens.core.store import process_name
+from worker.metrics import WorkerMetrics
 
 
 @dataclass
 class WorkerContext(JobContext):
     classifiers: dict[str, Classifier] = field(default_factory=dict, init=False)
     summarisers: dict[str, Summariser] = field(default_factory=dict, init=False)
+    metrics: WorkerMetrics = field(init=False)  # Prometheus and the progress line (worker/metrics.py)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.metrics = WorkerMetrics(self.settings.progress_log_s, process_name())
 
     def classifier(self, name: str) -> Classifier:
         if name not in self.classifiers:
             model = CLASSIFIERS.build(name, self.settings)
             self.classifiers[name] = model
             self.store.record_model_load(model.name)
+            self.metrics.model_loaded(model.name)
         return self.classifiers[name]
 
     def summariser(self, backend: str) -> Summariser:
         if backend not in self.summarisers:
             self.summarisers[backend] = SUMMARISERS.build(backend, self.settings)
             self.store.record_model_load(f"summarise-{backend}")
+            self.metrics.model_loaded(f"summarise-{backend}")
         return self.summarisers[backend]

@@ -27,6 +27,7 @@ def classify_batch(ctx: WorkerContext, batch: dict, classifier: str) -> dict:
         refresh()
         if model.version != before:
             store.record_model_load(model.name)
+            ctx.metrics.model_loaded(model.name)
     texts = [item.text for item in micro.items]
 
     started = time.perf_counter()
@@ -53,6 +54,7 @@ def classify_batch(ctx: WorkerContext, batch: dict, classifier: str) -> dict:
         for i, reason in failures.items()
     ]
     store.write_results(micro.run, model.name, predictions, errors)
+    ctx.metrics.batch(model.name, len(texts), latency_ms / 1000.0, len(predictions), len(errors))
     store.record_peak_rss(peak_rss_mb())
     return {"run": micro.run, "model": model.name, "predicted": len(predictions), "errors": len(errors)}
 
@@ -87,6 +89,7 @@ def summarise_conversation(ctx: WorkerContext, conversation: dict, backend: str)
         worker=process_name(),
     )
     store.write_summary(item.run, summary)
+    ctx.metrics.summary(summariser.backend)
     store.record_peak_rss(peak_rss_mb())
     return {"run": item.run, "conversation_id": item.conversation_id, "words": len(result.text.split())}
 

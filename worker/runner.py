@@ -20,6 +20,7 @@ from chatlens.core import queues as q
 from chatlens.core.settings import Settings
 from worker.context import WorkerContext
 from worker.job import ContextJob
+from worker.logs import configure_logging
 
 
 def check_queues(queues: list[str]) -> None:
@@ -53,7 +54,10 @@ class ChatlensWorker(SimpleWorker):
 
     job_class = ContextJob
 
+    log_result_lifespan = False  # per-job log lines: see worker/logs.py
+
     def __init__(self, *args: Any, context: WorkerContext, **kwargs: Any) -> None:
+        kwargs.setdefault("log_job_description", False)  # a job's description holds message text
         super().__init__(*args, **kwargs)
         self.context = context
 
@@ -69,6 +73,8 @@ def create_worker(
 ) -> ChatlensWorker:  # fmt: skip
     check_queues(queues)
     context = WorkerContext(settings, connection)
+    if settings.metrics_port:  # before preload, so /metrics is up while the models load
+        context.metrics.serve(settings.metrics_port)
     preload(context, queues, threads or settings.threads)
     return ChatlensWorker(
         [Queue(n, connection=connection, serializer=q.SERIALIZER, job_class=ContextJob) for n in queues],
@@ -92,6 +98,7 @@ def run_worker(
     logging_level: str = "INFO",
     with_scheduler: bool = True,
 ) -> bool:
+    configure_logging(logging_level, settings.log_format, settings.redis_url)  # worker/logs.py
     worker = create_worker(settings, connection, queues, name, threads)
     logging.getLogger("rq.worker").setLevel(logging_level)
     # The scheduler moves retried jobs back onto their queue once their backoff has passed. It takes its

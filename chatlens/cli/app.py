@@ -7,6 +7,7 @@ import typer
 
 from chatlens.bench.cli import bench
 from chatlens.cli.demo import demo
+from chatlens.ops.cli import status
 from chatlens.training.cli import promote, train
 from eval.cli import cron, eval_summaries, evaluate, results
 from producer.cli import produce, summarise
@@ -31,6 +32,7 @@ app.command()(bench)
 app.command()(demo)
 app.command()(cron)
 app.command()(promote)
+app.command()(status)
 
 
 if __name__ == "__main__":

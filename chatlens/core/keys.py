@@ -8,6 +8,9 @@ PREFIX = "chatlens"
 RUNS = f"{PREFIX}:runs"  # sorted set: run name -> creation time (epoch seconds)
 MODEL_LOADS = f"{PREFIX}:stats:model_loads"  # hash: "<host>:<pid>:<model>" -> loads in that process
 WORKER_PEAK_RSS = f"{PREFIX}:stats:worker_peak_rss_mb"  # hash: "<host>:<pid>" -> peak RSS (MiB)
+# A lock the nightly evaluation holds while it runs, so missed cron ticks queued behind each other
+# never evaluate concurrently (and the later ones find the run unchanged and skip).
+EVAL_LOCK = f"{PREFIX}:lock:nightly-eval"
 
 _RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
@@ -47,3 +50,21 @@ def summaries(run: str) -> str:
 
 def summary_errors(run: str) -> str:
     return f"{PREFIX}:run:{run}:summary-errors"  # hash: conversation id -> SummaryError JSON
+
+
+def throughput(run: str) -> str:
+    # hash: minute (epoch seconds // 60) -> messages a worker wrote a result or an error for in it
+    # (a retried batch counts again); `chatlens status` reads the last minutes for msg/s and the ETA.
+    return f"{PREFIX}:run:{run}:throughput"
+
+
+def results_version(run: str) -> str:
+    return f"{PREFIX}:run:{run}:results-version"  # counter: +1 per results/summary write
+
+
+def last_eval(run: str) -> str:
+    return f"{PREFIX}:run:{run}:last-eval"  # string: LastEval JSON of the run's latest evaluation
+
+
+def eval_history(run: str) -> str:
+    return f"{PREFIX}:run:{run}:eval-history"  # list: LastEval JSON, newest first (trend, regressions)

@@ -111,3 +111,22 @@ class RunInfo(Record):
     classifiers: list[str]
     created_at: datetime = Field(default_factory=_now)
     updated_at: datetime = Field(default_factory=_now)
+
+
+class LastEval(Record):
+    """The figures of one evaluation of a run, kept in Redis for `chatlens status`, the regression check
+    and the trend plot (the full document is metrics.json in the reports dir)."""
+
+    run: str
+    evaluated_at: datetime = Field(default_factory=_now)
+    results_version: int = Field(0, description="the run's results-version counter when it was evaluated")
+    out_dir: str
+    # model -> {"accuracy", "macro_f1", "recall:<label>"...}; summary backend -> {"rougeL"}
+    models: dict[str, dict[str, float]] = Field(default_factory=dict)
+    summaries: dict[str, dict[str, float]] = Field(default_factory=dict)
+    regressions: list[str] = Field(default_factory=list, description="one line per figure that dropped")
+    mlflow_run_ids: list[str] = Field(default_factory=list)
+
+    @property
+    def regression(self) -> bool:
+        return bool(self.regressions)

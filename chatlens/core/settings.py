@@ -133,6 +133,20 @@ class Settings(BaseSettings):
     nightly_cron: str = "0 2 * * *"
     nightly_interval_s: int | None = Field(None, ge=1, description="overrides nightly_cron (tests, demos)")
     reports_dir: Path = Path("reports")
+    # A drop larger than these (absolute, tonight against the previous evaluation of the same run, or
+    # of the champion's) is flagged as a regression in report.md, MLflow and `chatlens status`.
+    regression_macro_f1_drop: float = Field(0.02, ge=0, description="absolute macro-F1 drop flagged")
+    regression_accuracy_drop: float = Field(0.02, ge=0, description="absolute accuracy drop flagged")
+    regression_recall_drop: float = Field(0.05, ge=0, description="absolute per-class recall drop flagged")
+    regression_rouge_l_drop: float = Field(0.02, ge=0, description="absolute summary ROUGE-L drop flagged")
+    trend_nights: int = Field(14, ge=2, description="evaluations per model in the nightly trend plot")
+
+    # Operating it: metrics and logs
+    metrics_port: int | None = Field(
+        None, ge=1, le=65535, description="a worker serves Prometheus /metrics on this port; None = off"
+    )
+    log_format: str = Field("text", pattern="^(text|json)$", description="text, or json for log shippers")
+    progress_log_s: float = Field(30.0, gt=0, description="how often a busy worker logs one progress line")
 
     # Reference summaries that `eval` scores a run's summaries against, where conversation ids match
     summary_references: Path | None = None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import TypeVar
@@ -112,13 +113,23 @@ class RunStore:
                 pipe.expire(keys.errors(run, model), self.ttl_s)
             pipe.sadd(keys.models(run), model)
             pipe.expire(keys.models(run), self.ttl_s)
+            self._count_progress(pipe, run, len(predictions) + len(errors))
             pipe.execute()
+
+    def _count_progress(self, pipe: Pipeline, run: str, messages: int) -> None:
+        """Per-minute throughput and the results version, in the writer's own pipeline (see keys)."""
+        if messages:
+            pipe.hincrby(keys.throughput(run), str(int(time.time()) // 60), messages)
+            pipe.expire(keys.throughput(run), self.ttl_s)
+        pipe.incr(keys.results_version(run))
+        pipe.expire(keys.results_version(run), self.ttl_s)
 
     def write_summary(self, run: str, summary: Summary) -> None:
         with self.redis.pipeline() as pipe:
             pipe.hset(keys.summaries(run), summary.conversation_id, summary.model_dump_json())
             pipe.expire(keys.summaries(run), self.ttl_s)
             pipe.hdel(keys.summary_errors(run), summary.conversation_id)
+            self._count_progress(pipe, run, 0)
             pipe.execute()
 
     def write_summary_error(self, run: str, error: SummaryError) -> None:

@@ -1,0 +1,1 @@
+"""Operating chatlens: the `chatlens status` screen and JSON, and the Prometheus exporter."""

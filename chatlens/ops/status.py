@@ -1,0 +1,208 @@
+"""`gather_status`: every figure `chatlens status` shows, read from Redis in one pass, as plain data.
+
+The same dictionary is the `--json` output, what the rich screen draws and what the Prometheus exporter
+turns into gauges, so the three never disagree. Its keys are a documented interface (README, "Operating
+it"): add keys, never rename them.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from redis import Redis
+from rq import Queue, Worker
+from rq.job import Job
+
+from chatlens.core import keys
+from chatlens.core import queues as q
+from chatlens.core.schemas import LastEval
+from chatlens.core.settings import Settings
+from chatlens.core.store import RunStore
+
+SCHEMA_VERSION = 1
+QUEUE_KEY_PREFIX = "rq:queue:"
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def is_chatlens_queue(name: str, settings: Settings) -> bool:
+    return name.startswith((q.CLASSIFY_PREFIX, q.SUMMARISE_PREFIX)) or name == settings.eval_queue
+
+
+def queue_names(connection: Redis, settings: Settings) -> list[str]:
+    """The queues the settings name, and every chatlens queue RQ knows of (another host's backends)."""
+    known = {_text(k).removeprefix(QUEUE_KEY_PREFIX) for k in connection.smembers(Queue.redis_queues_keys)}
+    wanted = {*q.default_queues(settings), settings.eval_queue}
+    return sorted(n for n in known | wanted if is_chatlens_queue(n, settings))
+
+
+def _oldest_age_s(queue: Queue, now: float) -> float | None:
+    ids = queue.get_job_ids(0, 1)
+    if not ids:
+        return None
+    enqueued = queue.connection.hget(Job.key_for(ids[0]), "enqueued_at")
+    if not enqueued:
+        return None
+    at = datetime.fromisoformat(_text(enqueued).replace("Z", "+00:00"))
+    return round(max(0.0, now - at.replace(tzinfo=at.tzinfo or UTC).timestamp()), 1)
+
+
+def _failed_jobs_by_run(queue: Queue) -> dict[str, int]:
+    """Failed jobs of `queue`, counted by the run their argument names (classify and summary jobs)."""
+    counts: dict[str, int] = {}
+    ids = queue.failed_job_registry.get_job_ids()
+    for job in Job.fetch_many(ids, connection=queue.connection, serializer=q.SERIALIZER):
+        if job is None:
+            continue
+        try:
+            argument = job.args[0] if job.args else None
+        except Exception:  # an undecodable job is still a failed job; it just names no run
+            argument = None
+        run = argument.get("run") if isinstance(argument, dict) else None
+        if isinstance(run, str):
+            counts[run] = counts.get(run, 0) + 1
+    return counts
+
+
+def _queues(connection: Redis, settings: Settings, now: float) -> tuple[list[dict], dict[str, int]]:
+    rows: list[dict] = []
+    failed_by_run: dict[str, int] = {}
+    for name in queue_names(connection, settings):
+        queue = Queue(name, connection=connection, serializer=q.SERIALIZER)
+        for run, n in _failed_jobs_by_run(queue).items():
+            failed_by_run[run] = failed_by_run.get(run, 0) + n
+        rows.append(
+            {
+                "name": name,
+                "depth": queue.count,
+                "oldest_age_s": _oldest_age_s(queue, now),
+                "started": queue.started_job_registry.count,
+                "failed": queue.failed_job_registry.count,
+                "workers": 0,  # filled in from the workers below
+            }
+        )
+    return rows, failed_by_run
+
+
+def _workers(connection: Redis, now: float) -> list[dict]:
+    peak_rss = {_text(k): float(v) for k, v in connection.hgetall(keys.WORKER_PEAK_RSS).items()}
+    loads: dict[str, dict[str, int]] = {}
+    for field, value in connection.hgetall(keys.MODEL_LOADS).items():
+        host, pid, model = _text(field).split(":", 2)
+        loads.setdefault(f"{host}:{pid}", {})[model] = int(value)
+    rows: list[dict] = []
+    for worker in sorted(Worker.all(connection=connection, serializer=q.SERIALIZER), key=lambda w: w.name):
+        process = f"{worker.hostname}:{worker.pid}"
+        heartbeat = worker.last_heartbeat
+        rows.append(
+            {
+                "name": worker.name,
+                "host": worker.hostname,
+                "pid": worker.pid,
+                "queues": worker.queue_names(),
+                "state": worker.get_state(),
+                "current_job": worker.get_current_job_id(),
+                "last_heartbeat": heartbeat.replace(tzinfo=UTC).isoformat() if heartbeat else None,
+                "heartbeat_age_s": round(now - heartbeat.replace(tzinfo=UTC).timestamp(), 1)
+                if heartbeat
+                else None,
+                "jobs_done": worker.successful_job_count,
+                "jobs_failed": worker.failed_job_count,
+                "peak_rss_mb": peak_rss.get(process),
+                "models": loads.get(process, {}),
+            }
+        )
+    return rows
+
+
+def messages_per_s(connection: Redis, run: str, now: float) -> float:
+    """Messages written over the last 60 s: this minute's bucket plus the share of the previous
+    minute's bucket that falls inside the window (spread evenly over its minute)."""
+    minute = int(now) // 60
+    current, previous = connection.hmget(keys.throughput(run), [str(minute), str(minute - 1)])
+    into_minute = now - minute * 60
+    total = int(current or 0) + int(previous or 0) * (60 - into_minute) / 60
+    return round(total / 60, 3)
+
+
+def _run(connection: Redis, store: RunStore, run: str, failed_by_run: dict[str, int], now: float) -> dict:
+    info = store.run_info(run)
+    messages = store.message_count(run)
+    models: dict[str, dict[str, int]] = {}
+    for model in store.models(run):
+        models[model] = {
+            "done": store.result_count(run, model),
+            "errors": int(connection.hlen(keys.errors(run, model))),
+            "total": messages,
+        }
+    remaining = sum(max(0, m["total"] - m["done"] - m["errors"]) for m in models.values())
+    # A classifier the producer enqueued for that has written nothing yet still has every message to do.
+    expected = len(info.classifiers) if info else 0
+    remaining += max(0, expected - len(models)) * messages
+    rate = messages_per_s(connection, run, now)
+    raw_eval = connection.get(keys.last_eval(run))
+    last_eval = LastEval.model_validate_json(raw_eval) if raw_eval else None
+    return {
+        "run": run,
+        "source": info.source if info else None,
+        "created_at": info.created_at.isoformat() if info else None,
+        "messages": messages,
+        "models": models,
+        "errors": sum(m["errors"] for m in models.values()),
+        "summaries": store.summary_count(run),
+        "summary_errors": int(connection.hlen(keys.summary_errors(run))),
+        "failed_jobs": failed_by_run.get(run, 0),
+        "messages_per_s": rate,
+        "remaining": remaining,
+        "eta_s": round(remaining / rate, 1) if remaining and rate > 0 else (0.0 if not remaining else None),
+        "finished": remaining == 0 and bool(models),
+        "last_eval": _eval_figures(last_eval) if last_eval else None,
+    }
+
+
+def _eval_figures(record: LastEval) -> dict[str, Any]:
+    return {
+        "evaluated_at": record.evaluated_at.isoformat(),
+        "out_dir": record.out_dir,
+        "models": {
+            name: {k: v for k, v in figures.items() if k in ("accuracy", "macro_f1")}
+            for name, figures in record.models.items()
+        },
+        "summaries": record.summaries,
+        "regression": record.regression,
+        "regressions": record.regressions,
+    }
+
+
+def recent_runs(connection: Redis, store: RunStore, limit: int) -> list[str]:
+    runs: list[str] = []
+    for name in connection.zrevrange(keys.RUNS, 0, -1):
+        run = _text(name)
+        if connection.exists(keys.run_info(run)):  # expired runs stay in the index
+            runs.append(run)
+            if len(runs) == limit:
+                break
+    return runs
+
+
+def gather_status(
+    connection: Redis, settings: Settings, run: str | None = None, runs: int = 3, now: float | None = None
+) -> dict[str, Any]:
+    now = time.time() if now is None else now
+    store = RunStore(connection, settings.result_ttl_s)
+    queue_rows, failed_by_run = _queues(connection, settings, now)
+    workers = _workers(connection, now)
+    for row in queue_rows:
+        row["workers"] = sum(1 for w in workers if row["name"] in w["queues"])
+    names = [run] if run else recent_runs(connection, store, runs)
+    return {
+        "schema": SCHEMA_VERSION,
+        "generated_at": datetime.fromtimestamp(now, UTC).isoformat(),
+        "queues": queue_rows,
+        "workers": workers,
+        "runs": [_run(connection, store, name, failed_by_run, now) for name in names],
+    }

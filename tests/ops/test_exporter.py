@@ -1,0 +1,47 @@
+"""`chatlens status --serve`: the exporter's gauges equal the queue and run figures in Redis."""
+
+from __future__ import annotations
+
+import urllib.request
+from pathlib import Path
+
+import pytest
+import redis
+
+from chatlens.core import keys
+from chatlens.core.settings import Settings
+from chatlens.ops.exporter import serve
+from tests.ops.toy_run import free_port, produce_toy_run
+from tests.worker.test_metrics import sample
+from worker.runner import create_worker
+
+pytestmark = pytest.mark.slow
+
+
+def scrape(port: int) -> str:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+        return response.read().decode()
+
+
+def test_exporter_gauges_follow_redis(toy_settings: Settings, redis_url: str, tmp_path: Path) -> None:
+    connection = redis.Redis.from_url(redis_url)
+    produce_toy_run(toy_settings, tmp_path)
+    port = free_port()
+    server = serve(connection, toy_settings, port, runs=3, address="127.0.0.1")
+    try:
+        text = scrape(port)
+        assert sample(text, "chatlens_queue_depth", '{queue="classify-toy"}') == 3
+        assert sample(text, "chatlens_workers", '{queue="classify-toy"}') == 0
+        assert sample(text, "chatlens_run_messages", '{run="ops"}') == 5
+        create_worker(toy_settings, connection, ["classify-toy"]).work(burst=True, logging_level="WARNING")
+        text = scrape(port)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert sample(text, "chatlens_queue_depth", '{queue="classify-toy"}') == connection.llen(
+        "rq:queue:classify-toy"
+    )
+    assert sample(text, "chatlens_queue_failed", '{queue="classify-toy"}') == 0
+    assert sample(text, "chatlens_run_results", '{model="keyword",run="ops"}') == connection.hlen(
+        keys.results("ops", "keyword")
+    )

@@ -1,0 +1,46 @@
+"""A produced run on a real redis-server, classified by the README's toy backend (no model to load)."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from rq import Queue
+
+from chatlens.backends.classifier import CLASSIFIERS
+from chatlens.core import queues as q
+from chatlens.core.settings import Settings
+from producer.cli import produce_file
+
+MESSAGES = "conversation_id,message\n1,I love it\n1,What about you?\n2,It is a table.\n2,ok\n3,fine\n"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def toy_settings_for(redis_url: str) -> Iterator[Settings]:
+    """Settings for the toy backend, registered for as long as the context lasts."""
+    CLASSIFIERS.add("toy", "tests.worker.toy_classifier:build")
+    try:
+        yield Settings(redis_url=redis_url, classifiers=["toy"], summarise=False, batch_size=2)
+    finally:
+        CLASSIFIERS._factories.pop("toy")
+
+
+def produce_toy_run(settings: Settings, tmp_path: Path, run: str = "ops") -> None:
+    path = tmp_path / f"{run}.csv"
+    path.write_text(MESSAGES)
+    counts = produce_file(settings, path, run, redis_url=settings.redis_url, warn_idle_queues=False)
+    assert counts.enqueued == 5 and counts.batches == 3
+
+
+def enqueue_broken_batch(settings: Settings, connection: object, run: str = "ops") -> None:
+    """A classify job whose batch does not validate: it fails at once, into the failed registry."""
+    queue = Queue(q.classify_queue("toy"), connection=connection, serializer=q.SERIALIZER)  # type: ignore[arg-type]
+    queue.enqueue(q.CLASSIFY_JOB, {"run": run, "items": "not a list"}, "toy")
