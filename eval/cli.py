@@ -7,6 +7,7 @@ from pathlib import Path
 
 import typer
 from rich.markup import escape
+from rich.progress import TaskID
 from rich.table import Table
 
 from chatlens.backends.summariser import SUMMARISERS
@@ -139,7 +140,7 @@ def eval_summaries(
         SUMMARISERS.check(name)
     settings = get_settings()
     bar = progress_bar()
-    tasks: dict[str, int] = {}
+    tasks: dict[str, TaskID] = {}
 
     def progress(name: str, done: int, total: int) -> None:
         # The bar starts with the first summary: a bad file or setting stays a one-line error.

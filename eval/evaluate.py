@@ -101,7 +101,8 @@ def evaluate_run(connection: Redis, settings: Settings, run: str, out_dir: Path,
     if track and summaries:
         from eval.tracking import log_summary_evaluation
 
-        document["mlflow_run_ids"] = document.get("mlflow_run_ids", []) + log_summary_evaluation(
+        earlier = document.get("mlflow_run_ids")
+        document["mlflow_run_ids"] = (earlier if isinstance(earlier, list) else []) + log_summary_evaluation(
             settings.mlflow_tracking_uri, settings.mlflow_experiment, run, summaries, out_dir
         )
     record_evaluation(connection, settings, document, models, out_dir, version)  # eval/regression.py

@@ -58,3 +58,18 @@ def isolated_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterat
     get_settings.cache_clear()
     yield
     get_settings.cache_clear()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # A test on a real redis-server belongs to the full suite; `make test-fast` runs without one.
+    for item in items:
+        if {"redis_url", "redis_server"} & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    # The fast lane does not even import a module whose tests are all slow: importing torch, mlx and
+    # transformers alone takes most of a collection.
+    if config.getoption("markexpr") == "not slow" and collection_path.suffix == ".py":
+        return "\npytestmark = pytest.mark.slow" in collection_path.read_text(encoding="utf-8")
+    return None

@@ -5,9 +5,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from chatlens.cli.app import app
+
+# A real model, a subprocess or a real redis-server: the full suite only, not `make test-fast`.
+pytestmark = pytest.mark.slow
 
 
 def test_demo_runs_the_whole_path_in_process(tmp_path: Path) -> None:

@@ -6,12 +6,16 @@ import csv
 import json
 from pathlib import Path
 
+import pytest
 import redis
 
 from chatlens.cli.demo import EXAMPLE_FILE
 from chatlens.core import keys
 from chatlens.core.store import RunStore
 from tests.helpers import run_chatlens, subprocess_env
+
+# A real model, a subprocess or a real redis-server: the full suite only, not `make test-fast`.
+pytestmark = pytest.mark.slow
 
 
 def test_produce_worker_eval(redis_url: str, tmp_path: Path) -> None:

@@ -6,12 +6,16 @@ import json
 import subprocess
 from pathlib import Path
 
+import pytest
 import redis
 
 from chatlens.cli.demo import EXAMPLE_FILE
 from chatlens.core import keys
 from tests.backends.tiny_models import save_tiny_bart_mnli, save_tiny_roberta_go_emotions
 from tests.helpers import chatlens_cmd, run_chatlens, subprocess_env
+
+# A real model, a subprocess or a real redis-server: the full suite only, not `make test-fast`.
+pytestmark = pytest.mark.slow
 
 
 def test_default_zeroshot_and_emotion_queues(redis_url: str, tmp_path: Path) -> None:

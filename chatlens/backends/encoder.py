@@ -7,6 +7,7 @@ import os
 import warnings
 from enum import StrEnum
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -31,7 +32,7 @@ def resolve_encoder(source: str | None) -> tuple[str, str]:
     return source, source
 
 
-def load_pretrained(source: str, loader: type, **kwargs: object) -> object:
+def load_pretrained(source: str, loader: type, **kwargs: object) -> Any:
     """`from_pretrained` with one clear line when the weights are neither local nor cached."""
     # A worker loads once; a per-tensor progress bar on every start is noise in its log.
     transformers_logging.disable_progress_bar()
@@ -61,10 +62,10 @@ class SentenceEncoder:
     ) -> None:
         path, self.model_id = resolve_encoder(source)
         self.tokenizer = load_pretrained(path, AutoTokenizer)
-        self.model = load_pretrained(path, AutoModel, attn_implementation="sdpa").eval()  # type: ignore[union-attr]
+        self.model = load_pretrained(path, AutoModel, attn_implementation="sdpa").eval()
         if int8:
             self.model = quantize_int8(self.model)
-        self.max_length = min(max_length, self.tokenizer.model_max_length)  # type: ignore[union-attr]
+        self.max_length = min(max_length, self.tokenizer.model_max_length)
         self.batch_size = batch_size
         self.hidden_size = int(self.model.config.hidden_size)
         self.layers = int(self.model.config.num_hidden_layers) + 1  # + the embedding output
@@ -78,12 +79,12 @@ class SentenceEncoder:
         out = np.empty((len(texts), self.dim(pooling)), dtype=np.float32)
         if not texts:
             return out
-        ids = self.tokenizer(texts, truncation=True, max_length=self.max_length)["input_ids"]  # type: ignore[operator]
+        ids = self.tokenizer(texts, truncation=True, max_length=self.max_length)["input_ids"]
         order = np.argsort([len(x) for x in ids], kind="stable")
         all_layers = pooling is Pooling.LAYER_MEANS
         for start in range(0, len(order), self.batch_size):
             chunk = order[start : start + self.batch_size]
-            batch = self.tokenizer.pad({"input_ids": [ids[i] for i in chunk]}, return_tensors="pt")  # type: ignore[union-attr]
+            batch = self.tokenizer.pad({"input_ids": [ids[i] for i in chunk]}, return_tensors="pt")
             outputs = self.model(**batch, output_hidden_states=all_layers)
             states = outputs.hidden_states if all_layers else (outputs.last_hidden_state,)
             out[chunk] = torch.cat([mean_pool(h, batch["attention_mask"]) for h in states], dim=1).numpy()

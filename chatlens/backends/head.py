@@ -52,6 +52,10 @@ class ClassifierHead(torch.nn.Module):
             self.layers = torch.nn.Sequential(
                 torch.nn.Dropout(config.dropout), torch.nn.Linear(config.input_dim, n)
             )
+        # Buffers travel with the state dict; annotated so the type checker knows they are tensors.
+        self.adjustment: torch.Tensor
+        self.input_mean: torch.Tensor
+        self.input_std: torch.Tensor
         self.register_buffer("adjustment", torch.tensor(config.logit_adjustment, dtype=torch.float32))
         # Inputs are standardised with the training part's statistics, kept with the weights.
         self.register_buffer("input_mean", torch.zeros(config.input_dim))

@@ -71,14 +71,14 @@ def load_classifier_model(
         model = load_pretrained(
             source, AutoModelForSequenceClassification, attn_implementation="eager", dtype=dtype
         )
-    model = model.to(device).eval()  # type: ignore[union-attr]
+    model = model.to(device).eval()
     if int8:
         if device.type != "cpu":
             raise ChatlensError(
                 "CHATLENS_QUANTIZE_INT8 is for CPU workers; on a GPU use CHATLENS_DTYPE=bfloat16"
             )
         model = quantize_int8(model)
-    return tokenizer, model  # type: ignore[return-value]
+    return tokenizer, model
 
 
 def model_version(source: str, model: PreTrainedModel) -> str:

@@ -49,7 +49,7 @@ def run_backend_bench(settings: Settings, backend: str, texts: list[str], thread
             agreement[name] = round(
                 sum(a == b for a, b in zip(labels, reference, strict=True)) / len(labels), 3
             )
-        tokens = tokens_per_message(classifier.tokenizer, texts)  # type: ignore[arg-type]
+        tokens = tokens_per_message(classifier.tokenizer, texts)
     return {
         "backend": backend,
         "messages": len(texts),

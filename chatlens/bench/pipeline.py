@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -61,7 +62,7 @@ def seed_style_rate(classifier: MiniLMClassifier, texts: list[str]) -> tuple[flo
         def _forward(self, model_inputs: dict) -> object:
             return self.model(**model_inputs, output_hidden_states=pooling is Pooling.LAYER_MEANS)
 
-        def postprocess(self, model_outputs: object, return_tensors: bool = False) -> torch.Tensor:
+        def postprocess(self, model_outputs: Any, return_tensors: bool = False) -> torch.Tensor:
             states = model_outputs.hidden_states if pooling is Pooling.LAYER_MEANS else model_outputs[:1]
             mask = torch.ones(states[0].shape[:2], dtype=torch.long)
             return torch.cat([mean_pool(h, mask) for h in states], dim=1)

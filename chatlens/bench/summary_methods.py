@@ -111,8 +111,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     summariser = ExtractiveSummariser()  # one MiniLM load, shared by every candidate
     for name, selection in CANDIDATES.items():
         summariser.selection = selection
-        outputs, seconds = timed(lambda c: summariser.summarise(c).text, turns)
-        rows.append((name, score_summaries(outputs, references, sources), seconds))
+        outputs, elapsed = timed(lambda c: summariser.summarise(c).text, turns)
+        rows.append((name, score_summaries(outputs, references, sources), elapsed))
 
     print(f"{len(turns)} conversations, references: Llama-3-8B ({args.data / 'llama-summary.json'})")
     print(f"{'method':32} rouge1  rouge2  rougeL  words  s/conv")

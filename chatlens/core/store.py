@@ -64,7 +64,7 @@ class RunStore:
     def add_messages(self, pipe: Pipeline, run: str, messages: Iterable[Message]) -> None:
         mapping = {m.id: m.model_dump_json() for m in messages}
         if mapping:
-            pipe.hset(keys.messages(run), mapping=mapping)
+            pipe.hset(keys.messages(run), mapping=mapping)  # type: ignore[arg-type]  # redis-py's Mapping key type is invariant: dict[str, str] is a valid mapping
             pipe.expire(keys.messages(run), self.ttl_s)
 
     def save_run_info(self, info: RunInfo) -> None:
@@ -88,7 +88,7 @@ class RunStore:
     def latest_run(self) -> str | None:
         # Runs whose keys expired still sit in the index; skip them.
         for name in self.redis.zrevrange(keys.RUNS, 0, -1):
-            run = _text(name)
+            run = _text(name)  # type: ignore[arg-type]  # redis-py types ZREVRANGE as if WITHSCORES could apply
             if self.redis.exists(keys.run_info(run)):
                 return run
         return None

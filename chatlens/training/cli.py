@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
+from rich.progress import TaskID
 
 from chatlens.core.console import out, progress_bar, user_errors
 from chatlens.core.settings import get_settings
@@ -57,7 +59,7 @@ def train(
         )  # fmt: skip
         run_finetune(options_ft, settings.mlflow_tracking_uri, register, promote)
         return
-    chosen = {
+    chosen: dict[str, Any] = {
         "epochs": epochs,
         "hidden_dim": hidden_dim,
         "class_weight_power": class_weight_power,
@@ -73,7 +75,7 @@ def train(
         **{k: v for k, v in chosen.items() if v is not None},
     )
     with progress_bar() as progress:
-        tasks: dict[str, int] = {}
+        tasks: dict[str, TaskID] = {}
 
         def report(stage: str, done: int, total: int) -> None:
             key = stage.split(" ")[0]

@@ -60,14 +60,14 @@ def finetune(opts: FineTuneOptions, progress: Progress) -> tuple[dict, FineTuned
     tokenizer = load_pretrained(source, AutoTokenizer)
     device = resolve_device(opts.device)
     encoder = load_pretrained(source, AutoModel, attn_implementation="sdpa")
-    model = FineTunedModel(encoder, len(LABELS)).to(device)  # type: ignore[arg-type]
+    model = FineTunedModel(encoder, len(LABELS)).to(device)
 
     def encode(rows: np.ndarray) -> list[list[int]]:
-        return tokenizer([texts[i] for i in rows], truncation=True, max_length=opts.max_length)["input_ids"]  # type: ignore[operator]
+        return tokenizer([texts[i] for i in rows], truncation=True, max_length=opts.max_length)["input_ids"]
 
     ids_train, ids_val = encode(train_idx), encode(val_idx)
     y_train, y_val = y[train_idx], y[val_idx]
-    pad = tokenizer.pad_token_id  # type: ignore[attr-defined]
+    pad = tokenizer.pad_token_id
 
     loss_fn = torch.nn.CrossEntropyLoss(weight=class_weights(y_train, opts.class_weight_power).to(device))
     optimiser = torch.optim.AdamW(

@@ -10,11 +10,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import mlflow
+import numpy as np
 import torch
 from sklearn.metrics import accuracy_score
 
+from chatlens.backends.classifiers.finetuned import FineTunedClassifier
 from chatlens.core.errors import ChatlensError
 from chatlens.core.labels import LABELS
+from chatlens.training.finetune import file_hash
+from chatlens.training.head import load_labelled, macro_f1, stratified_indices
+from eval.tracking import quiet_mlflow
 
 ALIAS = "champion"
 
@@ -31,10 +37,6 @@ class Decision:
 def score_version(
     client: object, tracking_uri: str, name: str, version: str, texts: list[str], y: list[int]
 ) -> dict:
-    import mlflow
-
-    from chatlens.backends.classifiers.finetuned import FineTunedClassifier
-    from chatlens.training.head import macro_f1
 
     uri = client.get_model_version_download_uri(name, version)  # type: ignore[attr-defined]
     directory = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, tracking_uri=tracking_uri))
@@ -42,7 +44,7 @@ def score_version(
     predicted = [LABELS.index(o.label) for o in classifier.predict(texts)]
     return {
         "accuracy": round(float(accuracy_score(y, predicted)), 4),
-        "macro_f1": round(macro_f1(y, predicted), 4),
+        "macro_f1": round(macro_f1(np.asarray(y), np.asarray(predicted)), 4),
     }
 
 
@@ -73,11 +75,6 @@ def promote(
     seed: int = 0,
     max_accuracy_drop: float = 0.01,
 ) -> Decision:
-    import numpy as np
-
-    from chatlens.training.finetune import file_hash
-    from chatlens.training.head import load_labelled, stratified_indices
-    from eval.tracking import quiet_mlflow
 
     mlflow = quiet_mlflow()
 

@@ -14,6 +14,9 @@ from chatlens.core.labels import LABELS
 from chatlens.core.settings import Settings
 from tests.backends.tiny_models import GO_EMOTIONS, save_tiny_roberta_go_emotions
 
+# A real model, a subprocess or a real redis-server: the full suite only, not `make test-fast`.
+pytestmark = pytest.mark.slow
+
 ID2LABEL = dict(enumerate(GO_EMOTIONS))
 SEED_MAPPING = Settings().emotion_mapping
 

@@ -10,6 +10,9 @@ from chatlens.backends.classifiers.minilm import MiniLMClassifier
 from chatlens.backends.encoder import SentenceEncoder, bundled_encoder_path
 from chatlens.core.labels import LABELS
 
+# A real model, a subprocess or a real redis-server: the full suite only, not `make test-fast`.
+pytestmark = pytest.mark.slow
+
 TEXTS = [
     "hi",
     "Did you know that octopuses have three hearts? I had no idea until yesterday!",

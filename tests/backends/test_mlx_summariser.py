@@ -21,6 +21,9 @@ from chatlens.core.settings import get_settings
 from tests.backends.tiny_generators import save_tiny_llama_chat
 from tests.backends.tiny_mlx import CONTEXT, example_messages, save_tiny_llama
 
+# A real model, a subprocess or a real redis-server: the full suite only, not `make test-fast`.
+pytestmark = pytest.mark.slow
+
 pytest.importorskip("mlx_lm")
 
 MAX_NEW = 16

@@ -21,6 +21,9 @@ from tests.backends.tiny_generators import (
     save_tiny_llama_chat,
 )
 
+# A real model, a subprocess or a real redis-server: the full suite only, not `make test-fast`.
+pytestmark = pytest.mark.slow
+
 TURNS = messages()[:24]
 
 

@@ -14,6 +14,9 @@ from chatlens.core.labels import LABELS
 from chatlens.core.settings import Settings
 from tests.backends.tiny_models import save_tiny_bart_mnli
 
+# A real model, a subprocess or a real redis-server: the full suite only, not `make test-fast`.
+pytestmark = pytest.mark.slow
+
 TEXTS = ["hi", "Did you know octopuses have three hearts?", "That referee was a disgrace.", "ok then"]
 
 

@@ -9,6 +9,7 @@ import time
 import zlib
 from pathlib import Path
 
+import pytest
 import redis
 from rq import Queue
 from rq.serializers import JSONSerializer
@@ -18,6 +19,9 @@ from chatlens.core.settings import get_settings
 from chatlens.core.store import RunStore
 from tests.helpers import chatlens_cmd, subprocess_env
 from worker.runner import create_worker
+
+# A real model, a subprocess or a real redis-server: the full suite only, not `make test-fast`.
+pytestmark = pytest.mark.slow
 
 
 def seed_run(connection: redis.Redis, run: str, created: float) -> None:

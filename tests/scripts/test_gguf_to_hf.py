@@ -10,6 +10,9 @@ from pathlib import Path
 
 import pytest
 
+# A real model, a subprocess or a real redis-server: the full suite only, not `make test-fast`.
+pytestmark = pytest.mark.slow
+
 pytest.importorskip("gguf")
 pytest.importorskip("accelerate")
 

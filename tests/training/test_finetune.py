@@ -22,6 +22,9 @@ from chatlens.training.finetune import FineTuneOptions, finetune, log_and_regist
 from producer.cli import produce_file
 from tests.helpers import chatlens_cmd, subprocess_env
 
+# A real model, a subprocess or a real redis-server: the full suite only, not `make test-fast`.
+pytestmark = pytest.mark.slow
+
 
 def train_version(tmp_path: Path, tag: str, epochs: int = 1) -> str:
     options = FineTuneOptions(train_file=EXAMPLE_FILE, out_dir=tmp_path / tag, epochs=epochs, max_length=32,

@@ -5,11 +5,16 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from chatlens.backends.classifiers.minilm import MiniLMClassifier
 from chatlens.backends.head import load_head
 from chatlens.cli.demo import EXAMPLE_FILE
 from chatlens.core.labels import LABELS
 from chatlens.training.head import TrainOptions, class_weights, train_head, tune_adjustment
+
+# A real model, a subprocess or a real redis-server: the full suite only, not `make test-fast`.
+pytestmark = pytest.mark.slow
 
 
 def test_tiny_training_run_writes_a_head_the_classifier_loads(tmp_path: Path) -> None:

@@ -18,6 +18,9 @@ from chatlens.core.store import RunStore
 from producer.cli import produce_file
 from worker.runner import create_worker
 
+# A real model, a subprocess or a real redis-server: the full suite only, not `make test-fast`.
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture
 def fake():

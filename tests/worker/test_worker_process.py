@@ -6,12 +6,16 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import redis
 
 from chatlens.core import keys
 from chatlens.core.settings import Settings
 from producer.cli import produce_file
 from tests.helpers import subprocess_env
+
+# A real model, a subprocess or a real redis-server: the full suite only, not `make test-fast`.
+pytestmark = pytest.mark.slow
 
 
 def test_one_model_load_for_many_jobs(redis_url: str, tmp_path: Path) -> None:

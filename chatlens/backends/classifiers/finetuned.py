@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
-from transformers import AutoModel, AutoTokenizer
+from transformers import AutoModel, AutoTokenizer, PreTrainedModel
 
 from chatlens.backends.classifier import Output
 from chatlens.backends.encoder import load_pretrained, mean_pool
@@ -29,8 +29,9 @@ HEAD = "head.safetensors"
 
 
 class FineTunedModel(torch.nn.Module):
-    def __init__(self, encoder: torch.nn.Module, n_labels: int, dropout: float = 0.1) -> None:
+    def __init__(self, encoder: PreTrainedModel, n_labels: int, dropout: float = 0.1) -> None:
         super().__init__()
+        self.n_labels = n_labels
         self.encoder = encoder
         self.head = torch.nn.Sequential(
             torch.nn.Dropout(dropout), torch.nn.Linear(encoder.config.hidden_size, n_labels)
@@ -45,7 +46,7 @@ def predict_logits(model: FineTunedModel, ids: list[list[int]], pad: int, device
     """Validation logits during training: eval mode, bf16 autocast on a GPU, large length-sorted batches."""
     model.eval()
     if not ids:
-        return np.zeros((0, model.head[-1].out_features), dtype=np.float32)
+        return np.zeros((0, model.n_labels), dtype=np.float32)
     with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
         return batched_logits(model, ids, pad, device, 256).numpy()
 
@@ -96,7 +97,7 @@ class FineTunedClassifier:
         self.labels: list[str] = self.card["labels"]
         self.tokenizer = load_pretrained(str(directory / "encoder"), AutoTokenizer)
         encoder = load_pretrained(str(directory / "encoder"), AutoModel, attn_implementation="sdpa")
-        self.model = FineTunedModel(encoder, len(self.labels))  # type: ignore[arg-type]
+        self.model = FineTunedModel(encoder, len(self.labels))
         self.model.head.load_state_dict(load_file(str(directory / HEAD)))
         self.model.to(device).eval()
         self.adjustment = torch.tensor(self.card["logit_adjustment"], dtype=torch.float32)
@@ -107,8 +108,8 @@ class FineTunedClassifier:
     def logits(self, texts: list[str]) -> torch.Tensor:
         if not texts:
             return torch.zeros((0, len(self.labels)))
-        ids = self.tokenizer(texts, truncation=True, max_length=self.max_length)["input_ids"]  # type: ignore[operator]
-        pad = self.tokenizer.pad_token_id  # type: ignore[attr-defined]
+        ids = self.tokenizer(texts, truncation=True, max_length=self.max_length)["input_ids"]
+        pad = self.tokenizer.pad_token_id
         return batched_logits(self.model, ids, pad, self.device, self.batch_size)
 
     def predict(self, texts: list[str]) -> list[Output]:

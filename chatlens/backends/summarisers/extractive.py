@@ -164,13 +164,13 @@ class ExtractiveSummariser:
     def _tokens_read(self, texts: list[str]) -> int:
         # What the encoder read: each sentence with its special tokens, cut at the encoder's max_length.
         tokenizer = self.encoder.tokenizer
-        ids = tokenizer(texts, truncation=True, max_length=self.encoder.max_length)["input_ids"]  # type: ignore[operator]
+        ids = tokenizer(texts, truncation=True, max_length=self.encoder.max_length)["input_ids"]
         return sum(len(x) for x in ids)
 
     def _count(self, text: str) -> int:
         if not text:
             return 0
-        return len(self.encoder.tokenizer(text, add_special_tokens=False)["input_ids"])  # type: ignore[operator]
+        return len(self.encoder.tokenizer(text, add_special_tokens=False)["input_ids"])
 
 
 def _chat_share(sentence: str) -> float:

@@ -179,7 +179,7 @@ class MLXSummariser:
         path, self.model_id = resolve_mlx_model(source or DEFAULT_MLX_MODEL)
         try:
             overrides = rope_overrides(load_config(path))
-            self.model, self.tokenizer, config = mlx_lm.load(
+            self.model, self.tokenizer, config = mlx_lm.load(  # type: ignore[misc]  # a 3-tuple with return_config=True; mlx-lm's overloads miss it
                 str(path), model_config=overrides, return_config=True
             )
         except (OSError, ValueError) as exc:

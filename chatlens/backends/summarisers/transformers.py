@@ -101,7 +101,7 @@ class HFSummariser:
         # index error in learned position embeddings (BART, GPT-2).
         if self.seq2seq:
             limits = [self.positions, context_tokens]
-            overhead = self.tokenizer.num_special_tokens_to_add()  # type: ignore[union-attr]
+            overhead = self.tokenizer.num_special_tokens_to_add()
         else:
             # context_tokens bounds the prompt; the model's positions hold the prompt and the reply.
             limits = [self.positions and self.positions - self.max_new_tokens, context_tokens]
@@ -129,12 +129,12 @@ class HFSummariser:
     def _ids(self, text: str) -> list[int]:
         # Chat text is user input: "</s>" or "<|eot_id|>" typed in a message is text, not a control token.
         # verbose=False: counting a text longer than the model's context is how chunking starts, not an error.
-        ids = self.tokenizer(text, add_special_tokens=False, split_special_tokens=True, verbose=False)  # type: ignore[operator]
+        ids = self.tokenizer(text, add_special_tokens=False, split_special_tokens=True, verbose=False)
         return list(ids["input_ids"])
 
     def _prompt(self, instruction: str, text: str) -> list[int]:
         message = {"role": "user", "content": f"{instruction}\n\n{text}"}
-        encoded = self.tokenizer.apply_chat_template(  # type: ignore[union-attr]
+        encoded = self.tokenizer.apply_chat_template(
             [message], add_generation_prompt=True, sanitize_control_tokens=True
         )
         return list(encoded["input_ids"])
@@ -142,7 +142,7 @@ class HFSummariser:
     @torch.inference_mode()
     def _generate(self, instruction: str, text: str) -> tuple[str, int, int]:
         if self.seq2seq:
-            ids = self.tokenizer(text, split_special_tokens=True)["input_ids"]  # type: ignore[operator]
+            ids = self.tokenizer(text, split_special_tokens=True)["input_ids"]
             options: dict[str, object] = {
                 "num_beams": NUM_BEAMS,
                 "do_sample": False,
@@ -167,13 +167,13 @@ class HFSummariser:
         )[0]
         # A decoder-only model returns the prompt too; an encoder-decoder its decoder start token.
         new = output[len(ids) :] if not self.seq2seq else output[1:]
-        summary = self.tokenizer.decode(new, skip_special_tokens=True)  # type: ignore[union-attr]
+        summary = self.tokenizer.decode(new, skip_special_tokens=True)
         return " ".join(summary.split()), len(ids), len(new)
 
     def _pad_id(self) -> int:
         pad = self.model.generation_config.pad_token_id
         if pad is None:
-            pad = self.tokenizer.pad_token_id  # type: ignore[union-attr]
+            pad = self.tokenizer.pad_token_id
         if pad is None:
             eos = self.model.generation_config.eos_token_id
             pad = eos[0] if isinstance(eos, list) else eos
@@ -182,7 +182,7 @@ class HFSummariser:
 
 def _load_model(source: str, loader: type, dtype: torch.dtype, sdpa: bool) -> PreTrainedModel:
     try:
-        return load_pretrained(source, loader, attn_implementation="sdpa" if sdpa else "eager", dtype=dtype)  # type: ignore[return-value]
+        return load_pretrained(source, loader, attn_implementation="sdpa" if sdpa else "eager", dtype=dtype)
     except ValueError:
         # An architecture without an sdpa kernel: fall back rather than refuse.
-        return load_pretrained(source, loader, attn_implementation="eager", dtype=dtype)  # type: ignore[return-value]
+        return load_pretrained(source, loader, attn_implementation="eager", dtype=dtype)
