@@ -1,13 +1,18 @@
-"""`chatlens worker`."""
+"""`chatlens worker`, and the dead letters: `chatlens failed`, `chatlens requeue`."""
 
 from __future__ import annotations
+
+import json
 
 import typer
 
 from chatlens.core.connection import connect_settings
 from chatlens.core.console import user_errors
+from chatlens.core.errors import ChatlensError
 from chatlens.core.queues import default_queues
 from chatlens.core.settings import get_settings
+from worker.dead_letters import failed_jobs
+from worker.dead_letters import requeue as requeue_failed
 from worker.runner import run_worker
 
 
@@ -36,3 +41,47 @@ def worker(
     run_worker(
         settings, connection, queue or default_queues(settings), burst, threads, name, log_level.upper()
     )
+
+
+@user_errors
+def failed(
+    run: str | None = typer.Option(None, help="only this run's jobs"),
+    as_json: bool = typer.Option(False, "--json", help="one JSON list instead of a table"),
+    redis_url: str | None = typer.Option(None, help="overrides CHATLENS_REDIS_URL"),
+) -> None:
+    """List the failed jobs of chatlens's queues: what each was, why it failed, and when."""
+    settings = get_settings()
+    items = failed_jobs(connect_settings(settings, redis_url), settings, run)
+    if as_json:
+        typer.echo(json.dumps([f.as_dict() for f in items], indent=2))
+        return
+    if not items:
+        typer.echo("no failed jobs")
+        return
+    for f in items:
+        kind = "FOREIGN (not requeueable)" if f.foreign else f"run {f.run}"
+        typer.echo(f"{f.failed_at or '?'}  {f.queue}  {f.job_id}  {kind}  {f.what}\n    {f.reason}")
+    typer.echo(
+        f"{len(items)} failed job(s); `chatlens requeue --all` puts chatlens's own back on their queue"
+    )
+
+
+@user_errors
+def requeue(
+    job_ids: list[str] | None = typer.Argument(None, help="failed job ids (see `chatlens failed`)"),
+    all_jobs: bool = typer.Option(False, "--all", help="every failed job that matches --run / --queue"),
+    run: str | None = typer.Option(None, help="only this run's jobs"),
+    queue: str | None = typer.Option(None, help="only this queue's jobs"),
+    redis_url: str | None = typer.Option(None, help="overrides CHATLENS_REDIS_URL"),
+) -> None:
+    """Put failed jobs back on their queue (RQ's FailedJobRegistry.requeue); foreign jobs never."""
+    if bool(job_ids) == all_jobs:
+        raise ChatlensError("requeue: give JOB_ID... or --all (not both)")
+    settings = get_settings()
+    moved, foreign = requeue_failed(
+        connect_settings(settings, redis_url), settings, None if all_jobs else list(job_ids or []), run, queue
+    )
+    for f in moved:
+        typer.echo(f"requeued {f.job_id} on {f.queue}: {f.what}")
+    left = f"; {len(foreign)} foreign job(s) left in the failed registry, never requeued" if foreign else ""
+    typer.echo(f"{len(moved)} job(s) requeued{left}")

@@ -7,6 +7,8 @@ import resource
 import sys
 import time
 
+from rq.timeouts import JobTimeoutException
+
 from chatlens.backends.classifier import Classifier, Output
 from chatlens.core.schemas import Conversation, MessageError, MicroBatch, Prediction, Summary, SummaryError
 from chatlens.core.store import process_name
@@ -97,6 +99,8 @@ def summarise_conversation(ctx: WorkerContext, conversation: dict, backend: str)
 def _predict_guarded(model: Classifier, texts: list[str]) -> tuple[list[Output | None], dict[int, str]]:
     try:
         return list(model.predict(texts)), {}
+    except JobTimeoutException:
+        raise  # the job's time is up: a per-message retry would run on with no timeout left to stop it
     except Exception:
         # Find the message(s) at fault rather than failing the whole batch.
         outputs: list[Output | None] = []
@@ -104,6 +108,8 @@ def _predict_guarded(model: Classifier, texts: list[str]) -> tuple[list[Output |
         for i, text in enumerate(texts):
             try:
                 outputs.append(model.predict([text])[0])
+            except JobTimeoutException:
+                raise
             except Exception as exc:
                 outputs.append(None)
                 failures[i] = f"{type(exc).__name__}: {exc}"[:500]

@@ -7,6 +7,9 @@ functions, and hands each job its `WorkerContext`.
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from redis import Redis
@@ -19,8 +22,11 @@ from chatlens.backends.summariser import SUMMARISERS
 from chatlens.core import queues as q
 from chatlens.core.settings import Settings
 from worker.context import WorkerContext
-from worker.job import ContextJob
+from worker.job import ContextJob, foreign_reason
 from worker.logs import configure_logging
+from worker.recovery import REDIS_LOST, Heartbeat, reclaim, wait_for_redis
+
+log = logging.getLogger("chatlens.worker")
 
 
 def check_queues(queues: list[str]) -> None:
@@ -60,11 +66,62 @@ class ChatlensWorker(SimpleWorker):
         kwargs.setdefault("log_job_description", False)  # a job's description holds message text
         super().__init__(*args, **kwargs)
         self.context = context
+        self.lost_redis = False  # set when a Redis call failed for want of a connection
 
     def perform_job(self, job: Job, queue: Queue, execution: Execution) -> bool:
         if isinstance(job, ContextJob):
             job.context = self.context
+        reason = foreign_reason(job)
+        if reason is not None:
+            # Its own Retry must not bring it back: a refused job fails once, for good.
+            job.retries_left = None
+            log.error("%s (queue %s): moved to the failed registry, not retried", reason, queue.name)
         return super().perform_job(job, queue, execution)
+
+    # Recovery (worker/recovery.py): a short execution TTL kept alive by a heartbeat thread.
+    def get_heartbeat_ttl(self, job: Job, working_time: float = 0.0) -> int:
+        return self.context.settings.execution_ttl_s
+
+    def clean_registries(self) -> None:
+        # Before RQ's own cleanup, which would put an abandoned job behind its retry backoff, in the care
+        # of a scheduler process that may have died with the job's worker.
+        for queue in self.queues:
+            reclaim(queue, expired_before=time.time())
+        super().clean_registries()
+
+    def work(self, *args: Any, **kwargs: Any) -> bool:
+        settings = self.context.settings
+        beat = Heartbeat(self, settings.heartbeat_interval_s, settings.reclaim_interval_s)
+        beat.start()
+        try:
+            return super().work(*args, **kwargs)
+        finally:
+            beat.stopped.set()
+
+    # RQ's work loop quits on any error it meets outside dequeueing; these note when it was Redis.
+    def execute_job(self, job: Job, queue: Queue) -> None:
+        with self._noting_redis_loss():
+            super().execute_job(job, queue)
+
+    def run_maintenance_tasks(self) -> None:
+        with self._noting_redis_loss():
+            super().run_maintenance_tasks()
+
+    def check_for_suspension(self, burst: bool) -> None:
+        with self._noting_redis_loss():
+            super().check_for_suspension(burst)
+
+    def heartbeat(self, timeout: int | None = None, pipeline: Any = None) -> None:
+        with self._noting_redis_loss():
+            super().heartbeat(timeout, pipeline)
+
+    @contextmanager
+    def _noting_redis_loss(self) -> Iterator[None]:
+        try:
+            yield
+        except REDIS_LOST:
+            self.lost_redis = True
+            raise
 
 
 def create_worker(
@@ -72,10 +129,30 @@ def create_worker(
     threads: int | None = None,
 ) -> ChatlensWorker:  # fmt: skip
     check_queues(queues)
+    connection = _with_blocking_timeout(connection, settings.worker_ttl_s + 10)
     context = WorkerContext(settings, connection)
     if settings.metrics_port:  # before preload, so /metrics is up while the models load
         context.metrics.serve(settings.metrics_port)
     preload(context, queues, threads or settings.threads)
+    return _build(context, queues, name)
+
+
+def _with_blocking_timeout(connection: Redis, seconds: float) -> Redis:
+    """A client whose sockets wait `seconds`, longer than RQ's blocking dequeue (worker_ttl - 15 s).
+    redis-py 8 gives every socket 5 s, and RQ raises that only in the pool's settings, for connections made
+    afterwards: the one that answered connect()'s PING kept 5 s, so an idle worker's BLMOVE timed out every
+    5 s and RQ backed off (up to a minute) between tries while jobs waited."""
+    pool = connection.connection_pool
+    timeout = pool.connection_kwargs.get("socket_timeout")  # None: redis-py's default, 5 s
+    if timeout is not None and timeout >= seconds:
+        return connection
+    kwargs = {**pool.connection_kwargs, "socket_timeout": seconds}
+    fresh = type(pool)(connection_class=pool.connection_class, max_connections=pool.max_connections, **kwargs)
+    return type(connection)(connection_pool=fresh)
+
+
+def _build(context: WorkerContext, queues: list[str], name: str | None) -> ChatlensWorker:
+    settings, connection = context.settings, context.connection
     return ChatlensWorker(
         [Queue(n, connection=connection, serializer=q.SERIALIZER, job_class=ContextJob) for n in queues],
         connection=connection,
@@ -101,6 +178,34 @@ def run_worker(
     configure_logging(logging_level, settings.log_format, settings.redis_url)  # worker/logs.py
     worker = create_worker(settings, connection, queues, name, threads)
     logging.getLogger("rq.worker").setLevel(logging_level)
-    # The scheduler moves retried jobs back onto their queue once their backoff has passed. It takes its
-    # lock with a Lua script, which the embedded fakeredis cannot run: the demo goes without it.
-    return worker.work(burst=burst, with_scheduler=with_scheduler, logging_level=logging_level)
+    worked = False
+    while True:
+        # The scheduler moves retried jobs back onto their queue once their backoff has passed. It takes
+        # its lock with a Lua script, which the embedded fakeredis cannot run: the demo goes without it.
+        try:
+            worked = (
+                worker.work(burst=burst, with_scheduler=with_scheduler, logging_level=logging_level) or worked
+            )
+        except REDIS_LOST:  # teardown after a lost connection fails the same way
+            worker.lost_redis = True
+        if not worker.lost_redis or worker._stop_requested:
+            return worked
+        worker = _reconnect(worker, queues, name)
+
+
+def _reconnect(lost: ChatlensWorker, queues: list[str], name: str | None) -> ChatlensWorker:
+    """RQ's work() gives up on a Redis error met outside its dequeue loop ("found an unhandled exception,
+    quitting") and offers no hook to go on: wait for Redis, hand back what the lost worker held, and
+    enter a fresh work loop with the models already loaded."""
+    log.warning("worker %s lost Redis; reconnecting", lost.name)
+    while True:
+        wait_for_redis(lost.connection, lost.context.settings.redis_retry_max_s)
+        try:
+            lost.register_death()  # frees its name for the fresh loop
+            lost.unsubscribe()  # its pubsub thread would otherwise outlive it
+            for queue in lost.queues:
+                # The batch it was running when Redis went away: started again now, not after its TTL.
+                reclaim(queue, workers={lost.name})
+            return _build(lost.context, queues, name)
+        except REDIS_LOST:
+            continue  # gone again before we were done: wait again

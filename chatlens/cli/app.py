@@ -11,7 +11,7 @@ from chatlens.ops.cli import status
 from chatlens.training.cli import promote, train
 from eval.cli import cron, eval_summaries, evaluate, results
 from producer.cli import produce, summarise
-from worker.cli import worker
+from worker.cli import failed, requeue, worker
 
 app = typer.Typer(
     name="chatlens",
@@ -33,6 +33,8 @@ app.command()(demo)
 app.command()(cron)
 app.command()(promote)
 app.command()(status)
+app.command()(failed)
+app.command()(requeue)
 
 
 if __name__ == "__main__":

@@ -66,6 +66,13 @@ class Settings(BaseSettings):
     zeroshot_verbs: dict[str, str] = Field(
         default_factory=lambda: {
             "Curious to dive deeper": "curious",
+    # A running job's execution is kept alive by a heartbeat thread; once it has been silent for
+    # execution_ttl_s (its worker was killed or lost Redis), any worker re-enqueues the job at its next
+    # reclaim pass: a dead worker's batch is started again within about execution_ttl_s + reclaim_interval_s.
+    heartbeat_interval_s: float = Field(5.0, gt=0)
+    execution_ttl_s: int = Field(30, ge=10)
+    reclaim_interval_s: float = Field(10.0, gt=0)
+    redis_retry_max_s: float = Field(10.0, gt=0, description="longest wait between reconnect attempts")
             "Neutral": "neutral",
             "Surprised": "surprised",
             "Happy": "happy",

@@ -1,0 +1,282 @@
+"""Fault drill: a real run under worker kills (kill -9) or redis-server restarts, then the checks.
+
+It starts its own redis-server (AOF on, free port, temp dir), produces an N-message file with summaries
+on, starts K workers (`python -m worker --threads 1`), and either kill -9's a random busy worker at
+random moments (starting a replacement each time) or restarts redis-server mid-run. Once the run has
+drained it checks: one result per message and model, no errors, one summary per conversation, no job
+left failed or started, and how often a job ran more than once; and per kill, how long until the
+killed worker's batch was started again by another worker.
+
+    DATA=/work/shared/data/topical-chat-sample
+    .venv/bin/python scripts/fault_drill.py --file $DATA/test.csv --kills 20
+    .venv/bin/python scripts/fault_drill.py --file $DATA/test.csv --redis-restarts 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import random
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import redis
+from rq import Queue
+
+from chatlens.core import keys
+from chatlens.core import queues as q
+
+RUN = "fault-drill"
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_redis(port: int, data_dir: Path) -> subprocess.Popen:
+    proc = subprocess.Popen(
+        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--dir", str(data_dir),
+         "--appendonly", "yes", "--save", ""],
+        stdout=(data_dir / "redis.log").open("a"), stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    client = redis.Redis(port=port)
+    for _ in range(100):
+        try:
+            if client.ping():
+                return proc
+        except redis.ConnectionError:
+            time.sleep(0.1)
+    raise SystemExit("redis-server did not start; see redis.log")
+
+
+def write_messages(source: Path, n: int, out: Path) -> int:
+    """The first `n` rows of `source` with distinct non-empty text (the producer drops duplicates)."""
+    seen: set[str] = set()
+    with source.open(newline="") as f, out.open("w", newline="") as g:
+        reader = csv.DictReader(f)
+        writer = csv.DictWriter(g, fieldnames=["conversation_id", "message", "sentiment"])
+        writer.writeheader()
+        for row in reader:
+            text = row["message"].strip()
+            if text and text not in seen:
+                seen.add(text)
+                writer.writerow({k: row[k] for k in ("conversation_id", "message", "sentiment")})
+                if len(seen) == n:
+                    break
+    return len(seen)
+
+
+class Workers:
+    def __init__(self, env: dict[str, str], log_dir: Path) -> None:
+        self.env, self.log_dir, self.procs, self.started = env, log_dir, {}, 0
+
+    def start(self) -> str:
+        self.started += 1
+        name = f"drill-w{self.started}"
+        log = (self.log_dir / f"{name}.log").open("w")
+        self.procs[name] = subprocess.Popen(
+            [sys.executable, "-m", "worker", "--threads", "1", "--name", name],
+            env=self.env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
+            start_new_session=True,  # kill -9 of its group takes RQ's scheduler process down with it
+        )  # fmt: skip
+        return name
+
+    def alive(self) -> list[str]:
+        return [n for n, p in self.procs.items() if p.poll() is None]
+
+    def stop_all(self) -> None:
+        for p in self.procs.values():
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for p in self.procs.values():
+            try:
+                p.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                p.kill()
+
+
+def chatlens_queues(client: redis.Redis) -> list[Queue]:
+    return [
+        Queue(n, connection=client, serializer=q.SERIALIZER)
+        for n in sorted(x.name for x in Queue.all(connection=client))
+        if n.startswith((q.CLASSIFY_PREFIX, q.SUMMARISE_PREFIX))
+    ]
+
+
+def held_jobs(client: redis.Redis, worker: str) -> list[str]:
+    """The job ids whose running execution belongs to `worker`."""
+    held = []
+    for queue in chatlens_queues(client):
+        for raw in client.zrange(queue.started_job_registry.key, 0, -1):
+            entry = raw.decode()
+            if client.hget(f"rq:execution:{entry}", "worker_name") == worker.encode():
+                held.append(entry.split(":", 1)[0])
+    return held
+
+
+def restarted_at(client: redis.Redis, job_id: str, killed: str) -> float | None:
+    """When another worker started `job_id` again (its job hash names the worker of its latest start)."""
+    worker, started = client.hmget(f"rq:job:{job_id}", "worker_name", "started_at")
+    if worker and worker.decode() != killed and started:
+        from rq.utils import utcparse
+
+        return utcparse(started.decode()).timestamp()
+    return None
+
+
+def watch_recoveries(client: redis.Redis, kills: list[dict]) -> None:
+    for kill in kills:
+        if kill["recovered_s"] is None:
+            times = [restarted_at(client, j, kill["worker"]) for j in kill["jobs"]]
+            if all(t is not None for t in times):
+                kill["recovered_s"] = round(max(t for t in times if t is not None) - kill["at"], 2)
+
+
+def pending(client: redis.Redis) -> int:
+    total = 0
+    for queue in chatlens_queues(client):
+        total += queue.count + len(queue.started_job_registry) + len(queue.scheduled_job_registry)
+    return total
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--file", type=Path, required=True)
+    ap.add_argument("--messages", type=int, default=10_000)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--kills", type=int, default=0)
+    ap.add_argument("--redis-restarts", type=int, default=0)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--timeout", type=float, default=1800.0, help="give up waiting for the drain")
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+    rng = random.Random(args.seed)
+    tmp = Path(tempfile.mkdtemp(prefix="chatlens-drill-"))
+    port = free_port()
+    server = start_redis(port, tmp)
+    url = f"redis://127.0.0.1:{port}/0"
+    client = redis.Redis.from_url(url)
+    env = {**os.environ, "CHATLENS_REDIS_URL": url, "CHATLENS_SUMMARISE": "true"}
+    data = tmp / "messages.csv"
+    wanted = write_messages(args.file, args.messages, data)
+    workers = Workers(env, tmp)
+    for _ in range(args.workers):
+        workers.start()
+    t0 = time.time()
+    produced = subprocess.run(
+        [sys.executable, "-m", "chatlens.cli.app", "produce", str(data), "--run", RUN],
+        env=env, cwd=ROOT, capture_output=True, text=True,
+    )  # fmt: skip
+    if produced.returncode != 0:
+        raise SystemExit(f"produce failed: {produced.stdout[-500:]} {produced.stderr[-500:]}")
+    messages = client.hlen(keys.messages(RUN))
+    conversations = len({row["conversation_id"] for row in csv.DictReader(data.open(newline=""))})
+    print(
+        f"produced {messages} messages ({wanted} in the file), {conversations} conversations; logs in {tmp}"
+    )
+
+    kills: list[dict] = []
+    restarts: list[float] = []
+    restart_marks = [(i + 1) / (args.redis_restarts + 1) for i in range(args.redis_restarts)]
+    total_jobs = pending(client)
+    while time.time() - t0 < args.timeout:
+        try:
+            left = pending(client)
+            watch_recoveries(client, kills)
+        except redis.ConnectionError:
+            time.sleep(0.5)
+            continue
+        if left == 0:
+            break
+        if len(kills) < args.kills:
+            time.sleep(rng.uniform(1.0, 4.0))
+            busy = [(n, held_jobs(client, n)) for n in workers.alive()]
+            busy = [(n, jobs) for n, jobs in busy if jobs]
+            if busy:
+                name, jobs = rng.choice(busy)
+                os.killpg(workers.procs[name].pid, signal.SIGKILL)
+                kills.append({"worker": name, "at": time.time(), "jobs": jobs, "recovered_s": None})
+                print(f"kill -9 {name} holding {jobs}", flush=True)
+                workers.start()
+        elif restart_marks and 1 - left / max(total_jobs, 1) >= restart_marks[0]:
+            restart_marks.pop(0)
+            server.send_signal(signal.SIGTERM)  # SHUTDOWN: the AOF is flushed
+            server.wait(timeout=30)
+            time.sleep(3.0)
+            restarts.append(time.time())
+            print(f"redis-server restarted at {left} jobs left", flush=True)
+            server = start_redis(port, tmp)
+        else:
+            time.sleep(0.5)
+    total_s = time.time() - t0
+    watch_recoveries(client, kills)
+    alive_workers = len(workers.alive())
+    workers.stop_all()
+    figures = check(client, messages, conversations, tmp)
+    figures.update(
+        mode=f"kills={args.kills}" if args.kills else f"redis-restarts={args.redis_restarts}",
+        workers=args.workers, kills=len(kills), redis_restarts=len(restarts),
+        workers_alive_at_end=alive_workers, total_s=round(total_s, 1),
+    )  # fmt: skip
+    recovered = [k["recovered_s"] for k in kills if k["recovered_s"] is not None]
+    figures["kills_not_recovered"] = len(kills) - len(recovered)
+    figures["recovery_max_s"] = max(recovered) if recovered else None
+    figures["recovery_median_s"] = round(statistics.median(recovered), 2) if recovered else None
+    server.send_signal(signal.SIGTERM)
+    server.wait(timeout=30)
+    if args.json:
+        print(json.dumps({**figures, "kill_detail": kills}, indent=2))
+    else:
+        for key, value in figures.items():
+            print(f"{key:28s} {value}")
+
+
+def check(client: redis.Redis, messages: int, conversations: int, tmp: Path) -> dict:
+    models = sorted(m.decode() for m in client.smembers(keys.models(RUN)))
+    figures: dict = {"messages": messages, "conversations": conversations, "models": ",".join(models)}
+    message_ids = set(client.hkeys(keys.messages(RUN)))
+    lost = 0 if models else messages
+    duplicated = 0
+    for model in models:
+        results = set(client.hkeys(keys.results(RUN, model)))
+        errors = set(client.hkeys(keys.errors(RUN, model)))
+        figures[f"results[{model}]"] = len(results)
+        figures[f"errors[{model}]"] = len(errors)
+        lost += len(message_ids - results - errors)
+        # More than one record for a message: a result and an error, or a record for an unknown id.
+        duplicated += len(results & errors) + len((results | errors) - message_ids)
+    summaries = client.hlen(keys.summaries(RUN))
+    figures["summaries"] = summaries
+    figures["summary_errors"] = client.hlen(keys.summary_errors(RUN))
+    figures["lost"] = lost + max(0, conversations - summaries)
+    # HSET per message id: a second result for a message overwrites the first, so what can happen twice
+    # is a job's execution: counted from RQ's per-job results stream (one entry per successful run).
+    figures["duplicated"] = duplicated + max(0, summaries - conversations)
+    failed = started = jobs = executions = 0
+    for queue in chatlens_queues(client):
+        failed += len(queue.failed_job_registry)
+        started += len(queue.started_job_registry)
+        for job_id in queue.finished_job_registry.get_job_ids():
+            jobs += 1
+            executions += client.xlen(f"rq:results:{job_id}")
+    figures.update(failed_jobs=failed, started_jobs_left=started)
+    figures.update(finished_jobs=jobs, successful_executions=executions, re_executions=executions - jobs)
+    figures["reclaimed_jobs"] = sum(
+        p.read_text(errors="replace").count("reclaimed job") for p in tmp.glob("drill-w*.log")
+    )
+    return figures
+
+
+if __name__ == "__main__":
+    main()

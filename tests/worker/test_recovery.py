@@ -1,0 +1,210 @@
+"""Crash recovery, Redis restarts and graceful shutdown, with real worker processes on a real redis-server.
+
+The worker processes serve the slow toy classifier (tests/worker/slow_classifier.py, 4 s a batch), so a
+test can kill, stop or cut off a worker in the middle of a batch.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import redis
+from rq import Queue, SimpleWorker
+from rq.job import JobStatus
+
+from chatlens.core import keys
+from chatlens.core import queues as q
+from chatlens.core.settings import Settings
+from producer.cli import produce_file
+from tests.helpers import subprocess_env
+from tests.worker import slow_classifier
+from worker.job import ContextJob
+from worker.recovery import reclaim
+
+pytestmark = pytest.mark.slow
+
+QUEUE = "classify-slow"
+FAST_RECOVERY = {  # so a test waits seconds, not the production 30 s + 10 s
+    "CHATLENS_EXECUTION_TTL_S": "10",
+    "CHATLENS_HEARTBEAT_INTERVAL_S": "1",
+    "CHATLENS_RECLAIM_INTERVAL_S": "1",
+}
+
+
+@pytest.fixture(autouse=True)
+def slow_registered() -> Iterator[None]:
+    slow_classifier.register()
+    yield
+
+
+def produce(redis_url: str, tmp_path: Path, run: str, batches: int) -> None:
+    path = tmp_path / "m.csv"
+    path.write_text("conversation_id,message\n" + "".join(f"{i},message {i}\n" for i in range(batches * 2)))
+    settings = Settings(classifiers=["slow"], summarise=False, batch_size=2)
+    counts = produce_file(settings, path, run, redis_url=redis_url, warn_idle_queues=False)
+    assert counts.batches == batches
+
+
+def start_worker(redis_url: str, name: str, log: Path, **env: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "tests.worker.slow_classifier", "--queue", QUEUE, "--name", name],
+        env=subprocess_env(CHATLENS_REDIS_URL=redis_url, CHATLENS_CLASSIFIERS="slow", **FAST_RECOVERY, **env),
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,  # kill -9 of its group takes RQ's scheduler process down with it
+    )
+
+
+def wait_until(condition: Callable[[], object], timeout: float, what: str) -> float:
+    started = time.monotonic()
+    while not condition():
+        if time.monotonic() - started > timeout:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.2)
+    return time.monotonic() - started
+
+
+def held_by(connection: redis.Redis, worker: str) -> list[str]:
+    queue = Queue(QUEUE, connection=connection, serializer=q.SERIALIZER)
+    held = []
+    for raw in connection.zrange(queue.started_job_registry.key, 0, -1):
+        if connection.hget(f"rq:execution:{raw.decode()}", "worker_name") == worker.encode():
+            held.append(raw.decode().split(":", 1)[0])
+    return held
+
+
+def stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+
+
+def test_a_killed_workers_batch_is_started_again_by_another_worker(redis_url: str, tmp_path: Path) -> None:
+    produce(redis_url, tmp_path, "kill", batches=1)
+    connection = redis.Redis.from_url(redis_url)
+    first = start_worker(redis_url, "first", tmp_path / "first.log")
+    second = None
+    try:
+        wait_until(lambda: held_by(connection, "first"), 60, "the first worker to start the batch")
+        (job_id,) = held_by(connection, "first")
+        os.killpg(first.pid, signal.SIGKILL)
+        killed_at = time.monotonic()
+        first.wait(timeout=30)
+        second = start_worker(redis_url, "second", tmp_path / "second.log")
+        wait_until(lambda: held_by(connection, "second") == [job_id], 60, "the second worker to take it over")
+        recovery_s = time.monotonic() - killed_at
+        wait_until(lambda: connection.hlen(keys.results("kill", "slow")) == 2, 60, "the batch's results")
+    finally:
+        for proc in (first, second):
+            if proc is not None:
+                stop(proc)
+    # 10 s execution TTL + 1 s reclaim pass, plus the second worker's start: far under the 60 s target.
+    assert recovery_s < 40, recovery_s
+    job = ContextJob.fetch(job_id, connection=connection, serializer=q.SERIALIZER)
+    assert job.get_status() == JobStatus.FINISHED
+    assert job.retries_left == len(Settings().retry_intervals_s) - 1  # the kill used up one retry
+    assert "reclaimed job " + job_id in (tmp_path / "second.log").read_text()
+
+
+def test_a_reclaimed_job_with_no_retries_left_ends_in_the_failed_registry(redis_url: str) -> None:
+    connection = redis.Redis.from_url(redis_url)
+    queue = Queue(QUEUE, connection=connection, serializer=q.SERIALIZER, job_class=ContextJob)
+    job = queue.enqueue(q.CLASSIFY_JOB, kwargs={"batch": {"run": "r", "items": []}, "classifier": "slow"})
+    dead = SimpleWorker([queue], connection=connection, serializer=q.SERIALIZER, job_class=ContextJob)
+    dead.register_birth()
+    for requeued in (True, False):
+        dequeued = queue.dequeue_any(
+            [queue], None, connection=connection, job_class=ContextJob, serializer=q.SERIALIZER
+        )
+        assert dequeued is not None and dequeued[0].id == job.id
+        dead.prepare_execution(dequeued[0])
+        dead.prepare_job_execution(dequeued[0])
+        # Not yet expired: left alone.
+        assert reclaim(queue, expired_before=time.time()) == []
+        (found,) = reclaim(queue, expired_before=time.time() + 3600)
+        assert (found.job_id, found.worker, found.requeued) == (job.id, dead.name, requeued)
+        if requeued:  # no Retry at all: requeued, and from now on it has none left to spend
+            assert queue.job_ids == [job.id]
+            connection.hset(job.key, "retries_left", 0)
+    assert job.get_status() == JobStatus.FAILED
+    assert queue.failed_job_registry.get_job_ids() == [job.id]
+    assert len(queue.started_job_registry) == 0
+
+
+def test_sigterm_lets_the_batch_finish_and_the_worker_exit_0(redis_url: str, tmp_path: Path) -> None:
+    produce(redis_url, tmp_path, "term", batches=2)
+    connection = redis.Redis.from_url(redis_url)
+    proc = start_worker(redis_url, "term", tmp_path / "term.log")
+    try:
+        wait_until(lambda: held_by(connection, "term"), 60, "the worker to start a batch")
+        (job_id,) = held_by(connection, "term")
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=slow_classifier.SECONDS_PER_BATCH + 30) == 0
+    finally:
+        stop(proc)
+    assert connection.hlen(keys.results("term", "slow")) == 2  # the batch it held, and only that one
+    assert ContextJob.fetch(job_id, connection=connection, serializer=q.SERIALIZER).get_status() == "finished"
+    assert Queue(QUEUE, connection=connection).count == 1
+    assert "warm shut down requested" in (tmp_path / "term.log").read_text()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _redis_server(port: int, workdir: Path) -> subprocess.Popen:
+    proc = subprocess.Popen(
+        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--dir", str(workdir),
+         "--appendonly", "yes", "--save", ""],
+        stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+    client = redis.Redis(port=port)
+
+    def up() -> bool:
+        try:
+            return bool(client.ping())
+        except redis.ConnectionError:
+            return False
+
+    wait_until(up, 20, "redis-server to start")
+    return proc
+
+
+def test_a_worker_rides_out_a_redis_restart_and_loses_no_batch(tmp_path: Path) -> None:
+    port = _free_port()
+    server = _redis_server(port, tmp_path)
+    url = f"redis://127.0.0.1:{port}/0"
+    proc = None
+    try:
+        produce(url, tmp_path, "restart", batches=3)
+        connection = redis.Redis.from_url(url)
+        proc = start_worker(url, "survivor", tmp_path / "survivor.log", CHATLENS_REDIS_RETRY_MAX_S="2")
+        wait_until(lambda: held_by(connection, "survivor"), 60, "the worker to start a batch")
+        server.send_signal(signal.SIGTERM)  # redis-server flushes its AOF and exits
+        server.wait(timeout=30)
+        time.sleep(slow_classifier.SECONDS_PER_BATCH + 2)  # the batch ends while Redis is away
+        assert proc.poll() is None, (tmp_path / "survivor.log").read_text()[-3000:]
+        server = _redis_server(port, tmp_path)
+        connection = redis.Redis.from_url(url)
+        wait_until(lambda: connection.hlen(keys.results("restart", "slow")) == 6, 90, "every batch's results")
+        assert proc.poll() is None
+        queue = Queue(QUEUE, connection=connection, serializer=q.SERIALIZER)
+        assert len(queue.failed_job_registry) == 0
+    finally:
+        if proc is not None:
+            stop(proc)
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=30)
+    log = (tmp_path / "survivor.log").read_text()
+    assert "Redis unavailable" in log and "lost Redis; reconnecting" in log, log[-3000:]
+    assert "found an unhandled exception, quitting" not in log or "Redis is back" in log
