@@ -16,7 +16,7 @@ COPY chatlens ./chatlens
 COPY producer ./producer
 COPY worker ./worker
 COPY eval ./eval
-RUN pip install '.[worker]' && rm -rf /src
+RUN pip install '.[worker,ops]' && rm -rf /src
 
 RUN useradd --create-home chatlens && mkdir -p /data && chown chatlens /data
 USER chatlens
