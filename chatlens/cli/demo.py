@@ -63,7 +63,11 @@ def demo(
     _print_summaries(connection, settings, out_dir)
     out.print(f"report, metrics.json and confusion matrices in {out_dir}/", highlight=False, soft_wrap=True)
     if mlflow:
-        out.print(f"MLflow runs logged to {settings.mlflow_tracking_uri}", highlight=False, soft_wrap=True)
+        out.print(
+            f"MLflow runs logged to {redact_url(settings.mlflow_tracking_uri)}",
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 def _print_summaries(connection: Redis, settings: Settings, out_dir: Path) -> None:

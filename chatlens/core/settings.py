@@ -16,6 +16,8 @@ from chatlens.core.redact import redact_url
 DEFAULT_REDIS_URL = "redis://localhost:6379/0"
 # fakeredis:// is the embedded in-process server (see chatlens.core.connection.FAKE_URL).
 REDIS_URL_SCHEMES = ("redis", "rediss", "unix", "fakeredis")
+# Settings that may carry a password (an MLflow URI can be postgresql://user:pw@...): shown redacted.
+_URL_FIELDS = frozenset({"redis_url", "mlflow_tracking_uri"})
 
 
 class Settings(BaseSettings):
@@ -53,6 +55,13 @@ class Settings(BaseSettings):
     # RQ's defaults (420 s + 600 s) would leave a batch stranded for up to 17 minutes.
     worker_ttl_s: int = Field(60, ge=20)
     maintenance_interval_s: int = Field(60, ge=10)
+    # A running job's execution is kept alive by a heartbeat thread; once it has been silent for
+    # execution_ttl_s (its worker was killed or lost Redis), any worker re-enqueues the job at its next
+    # reclaim pass: a dead worker's batch is started again within about execution_ttl_s + reclaim_interval_s.
+    heartbeat_interval_s: float = Field(5.0, gt=0)
+    execution_ttl_s: int = Field(30, ge=10)
+    reclaim_interval_s: float = Field(10.0, gt=0)
+    redis_retry_max_s: float = Field(10.0, gt=0, description="longest wait between reconnect attempts")
 
     # Hugging Face classifiers (worker side): where and how they run
     device: str = Field("auto", description="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps")
@@ -66,13 +75,6 @@ class Settings(BaseSettings):
     zeroshot_verbs: dict[str, str] = Field(
         default_factory=lambda: {
             "Curious to dive deeper": "curious",
-    # A running job's execution is kept alive by a heartbeat thread; once it has been silent for
-    # execution_ttl_s (its worker was killed or lost Redis), any worker re-enqueues the job at its next
-    # reclaim pass: a dead worker's batch is started again within about execution_ttl_s + reclaim_interval_s.
-    heartbeat_interval_s: float = Field(5.0, gt=0)
-    execution_ttl_s: int = Field(30, ge=10)
-    reclaim_interval_s: float = Field(10.0, gt=0)
-    redis_retry_max_s: float = Field(10.0, gt=0, description="longest wait between reconnect attempts")
             "Neutral": "neutral",
             "Surprised": "surprised",
             "Happy": "happy",
@@ -173,7 +175,7 @@ class Settings(BaseSettings):
     def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
         # repr(settings) and str(settings) end up in logs and tracebacks: never with the password.
         for name, value in super().__repr_args__():
-            yield name, redact_url(value) if name == "redis_url" and isinstance(value, str) else value
+            yield name, redact_url(value) if name in _URL_FIELDS and isinstance(value, str) else value
 
     @field_validator("classifiers", "retry_intervals_s", mode="before")
     @classmethod
@@ -212,7 +214,7 @@ def get_settings() -> Settings:
         name = str(problem["loc"][0]) if problem["loc"] else ""
         field = "CHATLENS_" + name.upper() if name else "a setting"
         shown = problem.get("input")
-        if name == "redis_url" and isinstance(shown, str):
+        if name in _URL_FIELDS and isinstance(shown, str):
             shown = redact_url(shown)
         message = f"{field}: {problem['msg']} (got {shown!r}); fix the variable"
         raise ChatlensError(message) from None

@@ -56,6 +56,13 @@ def test_settings_repr_hides_the_password_but_keeps_the_url_usable(monkeypatch: 
     assert settings.redis_url == f"redis://alice:{PASSWORD}@db:6379/0"
 
 
+def test_settings_repr_hides_an_mlflow_uri_password(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CHATLENS_MLFLOW_TRACKING_URI", f"postgresql://ml:{PASSWORD}@pg:5432/mlflow")
+    settings = Settings()
+    assert PASSWORD not in repr(settings) and "postgresql://ml:***@pg:5432/mlflow" in repr(settings)
+    assert settings.mlflow_tracking_uri == f"postgresql://ml:{PASSWORD}@pg:5432/mlflow"
+
+
 def test_a_bad_redis_url_setting_is_one_line_without_the_password(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CHATLENS_REDIS_URL", f"http://:{PASSWORD}@db:6379/0")
     with pytest.raises(ChatlensError) as caught:
@@ -220,3 +227,16 @@ def test_cli_produce_over_tls_from_settings(tls: tuple[str, TlsFiles, Path], tmp
     result = run_chatlens("produce", str(data), "--run", "tls", env=env, timeout=120)
     assert result.returncode == 0, result.stderr
     assert "enqueued 1" in result.stdout and PASSWORD not in result.stdout + result.stderr
+
+
+def test_demo_prints_the_redis_url_with_the_password_masked(monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from chatlens.cli.app import app
+
+    monkeypatch.setenv("CHATLENS_REDIS_URL", f"redis://:{PASSWORD}@127.0.0.1:1/0")
+    result = CliRunner().invoke(app, ["demo", "--no-mlflow"])
+    assert result.exit_code == 3, result.output
+    assert "chatlens demo on redis://:***@127.0.0.1:1/0" in result.output
+    assert "cannot reach Redis at redis://:***@127.0.0.1:1/0" in result.output
+    assert PASSWORD not in result.output and "Traceback" not in result.output
