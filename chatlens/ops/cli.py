@@ -8,7 +8,7 @@ import time
 import typer
 from rich.live import Live
 
-from chatlens.core.connection import connect
+from chatlens.core.connection import connect_settings
 from chatlens.core.console import out, user_errors
 from chatlens.core.errors import ChatlensError
 from chatlens.core.redact import redact_url
@@ -32,7 +32,7 @@ def status(
 ) -> None:
     """Queues, workers and runs at a glance: depths, heartbeats, progress, throughput, ETA, last eval."""
     settings = get_settings()
-    connection = connect(redis_url or settings.redis_url)
+    connection = connect_settings(settings, redis_url)
     if run is not None and RunStore(connection, settings.result_ttl_s).run_info(run) is None:
         raise ChatlensError(f"--run: no run named {run!r} in Redis (`chatlens status` lists the latest)")
     if serve is not None:
