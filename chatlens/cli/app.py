@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import typer
 
+from chatlens.backends.catalog_cli import models_app
 from chatlens.bench.cli import bench
 from chatlens.cli.demo import demo
 from chatlens.ops.cli import status
@@ -35,6 +36,7 @@ app.command()(promote)
 app.command()(status)
 app.command()(failed)
 app.command()(requeue)
+app.add_typer(models_app)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from functools import lru_cache
 from pathlib import Path
@@ -18,6 +19,12 @@ DEFAULT_REDIS_URL = "redis://localhost:6379/0"
 REDIS_URL_SCHEMES = ("redis", "rediss", "unix", "fakeredis")
 # Settings that may carry a password (an MLflow URI can be postgresql://user:pw@...): shown redacted.
 _URL_FIELDS = frozenset({"redis_url", "mlflow_tracking_uri"})
+
+
+def default_models_dir() -> Path:
+    """The per-user data directory (XDG), as platformdirs would give on Linux."""
+    data_home = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(data_home) / "chatlens" / "models"
 
 
 class Settings(BaseSettings):
@@ -48,6 +55,10 @@ class Settings(BaseSettings):
     head_path: Path | None = Field(None, description="dir with head.safetensors/head.json; None = committed")
     inference_batch_size: int = Field(32, ge=1)
     max_length: int = Field(256, ge=8, description="tokens; longer messages are truncated by the encoder")
+    # Base models pinned in chatlens.backends.catalog, fetched there by `chatlens models fetch NAME`.
+    models_dir: Path = Field(default_factory=lambda: default_models_dir(), description="fetched base models")
+    accurate_encoder: str = Field("all-mpnet-base-v2", description="catalog name, HF id or dir")
+    accurate_head_path: Path | None = Field(None, description="accurate head dir; None = committed")
     threads: int | None = Field(None, ge=1, description="torch threads per worker; None = torch's default")
     job_timeout_s: int = 600
     retry_intervals_s: Annotated[list[int], NoDecode] = Field(default_factory=lambda: [5, 30, 120])

@@ -24,11 +24,16 @@ class MiniLMClassifier:
         batch_size: int = 32,
         max_length: int | None = None,
         int8: bool = False,
+        models_dir: Path | None = None,
     ) -> None:
         head_dir = head_dir or DEFAULT_HEAD_DIR
         self.head = load_head(head_dir)
         self.encoder = shared_encoder(
-            encoder, max_length=max_length or self.head.config.max_length, batch_size=batch_size, int8=int8
+            encoder,
+            max_length=max_length or self.head.config.max_length,
+            batch_size=batch_size,
+            int8=int8,
+            models_dir=models_dir,
         )
         self.labels = self.head.config.labels
         self.version = f"{self.encoder.model_id}+head-{head_version(head_dir)}" + ("+int8" if int8 else "")
@@ -52,4 +57,5 @@ def build(settings: Settings) -> MiniLMClassifier:
         batch_size=settings.inference_batch_size,
         max_length=settings.max_length,
         int8=settings.quantize_int8,
+        models_dir=settings.models_dir,
     )
