@@ -30,6 +30,7 @@ from pathlib import Path
 
 import redis
 from rq import Queue
+from rq.utils import as_text
 
 from chatlens.core import keys
 from chatlens.core import queues as q
@@ -79,7 +80,8 @@ def write_messages(source: Path, n: int, out: Path) -> int:
 
 class Workers:
     def __init__(self, env: dict[str, str], log_dir: Path) -> None:
-        self.env, self.log_dir, self.procs, self.started = env, log_dir, {}, 0
+        self.env, self.log_dir, self.started = env, log_dir, 0
+        self.procs: dict[str, subprocess.Popen] = {}
 
     def start(self) -> str:
         self.started += 1
@@ -118,8 +120,9 @@ def held_jobs(client: redis.Redis, worker: str) -> list[str]:
     """The job ids whose running execution belongs to `worker`."""
     held = []
     for queue in chatlens_queues(client):
-        for raw in client.zrange(queue.started_job_registry.key, 0, -1):
-            entry = raw.decode()
+        entries: list[bytes] = client.zrange(queue.started_job_registry.key, 0, -1)  # type: ignore[assignment]
+        for raw in entries:
+            entry = as_text(raw)
             if client.hget(f"rq:execution:{entry}", "worker_name") == worker.encode():
                 held.append(entry.split(":", 1)[0])
     return held
@@ -128,10 +131,10 @@ def held_jobs(client: redis.Redis, worker: str) -> list[str]:
 def restarted_at(client: redis.Redis, job_id: str, killed: str) -> float | None:
     """When another worker started `job_id` again (its job hash names the worker of its latest start)."""
     worker, started = client.hmget(f"rq:job:{job_id}", "worker_name", "started_at")
-    if worker and worker.decode() != killed and started:
+    if worker and as_text(worker) != killed and started:
         from rq.utils import utcparse
 
-        return utcparse(started.decode()).timestamp()
+        return utcparse(as_text(started)).timestamp()
     return None
 
 
@@ -144,9 +147,12 @@ def watch_recoveries(client: redis.Redis, kills: list[dict]) -> None:
 
 
 def pending(client: redis.Redis) -> int:
+    # Raw counts: len() of an RQ registry runs RQ's own cleanup, which would move an expired job onto
+    # its retry backoff and the back of its queue, ahead of the workers' reclaim being measured here.
     total = 0
     for queue in chatlens_queues(client):
-        total += queue.count + len(queue.started_job_registry) + len(queue.scheduled_job_registry)
+        total += client.llen(queue.key)
+        total += client.zcard(queue.started_job_registry.key) + client.zcard(queue.scheduled_job_registry.key)
     return total
 
 
@@ -243,7 +249,7 @@ def main() -> None:
 
 
 def check(client: redis.Redis, messages: int, conversations: int, tmp: Path) -> dict:
-    models = sorted(m.decode() for m in client.smembers(keys.models(RUN)))
+    models = sorted(as_text(m) for m in client.smembers(keys.models(RUN)))
     figures: dict = {"messages": messages, "conversations": conversations, "models": ",".join(models)}
     message_ids = set(client.hkeys(keys.messages(RUN)))
     lost = 0 if models else messages
@@ -265,8 +271,8 @@ def check(client: redis.Redis, messages: int, conversations: int, tmp: Path) -> 
     figures["duplicated"] = duplicated + max(0, summaries - conversations)
     failed = started = jobs = executions = 0
     for queue in chatlens_queues(client):
-        failed += len(queue.failed_job_registry)
-        started += len(queue.started_job_registry)
+        failed += client.zcard(queue.failed_job_registry.key)
+        started += client.zcard(queue.started_job_registry.key)
         for job_id in queue.finished_job_registry.get_job_ids():
             jobs += 1
             executions += client.xlen(f"rq:results:{job_id}")

@@ -27,6 +27,7 @@ from rq import Queue
 from rq.exceptions import NoSuchJobError
 from rq.job import JobStatus
 from rq.job_lifecycle import record_job_failure
+from rq.utils import as_text
 
 if TYPE_CHECKING:
     from rq.worker import BaseWorker
@@ -47,7 +48,7 @@ class Reclaimed:
 
 def _execution_worker(connection: Redis, entry: str) -> str:
     name = connection.hget(f"rq:execution:{entry}", "worker_name")
-    return name.decode() if name else ""
+    return as_text(name) if name else ""
 
 
 def reclaim(
@@ -58,8 +59,9 @@ def reclaim(
     connection = queue.connection
     registry = queue.started_job_registry
     found: list[Reclaimed] = []
-    for raw, score in connection.zrange(registry.key, 0, -1, withscores=True):
-        entry = raw.decode()
+    entries: list[tuple[bytes, float]] = connection.zrange(registry.key, 0, -1, withscores=True)  # type: ignore[assignment]
+    for raw, score in entries:
+        entry = as_text(raw)
         job_id = entry.split(":", 1)[0]
         worker = _execution_worker(connection, entry)
         expired = expired_before is not None and score < expired_before
@@ -71,6 +73,7 @@ def reclaim(
             job = queue.job_class.fetch(job_id, connection=connection, serializer=queue.serializer)
         except NoSuchJobError:
             continue
+        worker = worker or job.worker_name or ""  # its execution record may have expired already
         with connection.pipeline() as pipe:
             pipe.delete(f"rq:execution:{entry}")
             # A finished or failed job's leftover entry is not an abandoned batch.
@@ -140,11 +143,11 @@ class Heartbeat(threading.Thread):
             log.warning(line)
 
 
-def wait_for_redis(connection: Redis, max_wait_s: float, sleep: Callable[[float], None] = time.sleep) -> int:
-    """Block until Redis answers a PING, backing off 1 s, 2 s, 4 s ... up to `max_wait_s`, one log line
-    per attempt. Returns the number of failed attempts."""
+def wait_for_redis(connection: Redis, max_wait_s: float, stop: Callable[[], bool] = lambda: False) -> int:
+    """Block until Redis answers a PING (or `stop()` is true), backing off 1 s, 2 s, 4 s ... up to
+    `max_wait_s`, one log line per attempt. Returns the number of failed attempts."""
     wait, failures = 1.0, 0
-    while True:
+    while not stop():
         try:
             connection.ping()
             if failures:
@@ -153,5 +156,6 @@ def wait_for_redis(connection: Redis, max_wait_s: float, sleep: Callable[[float]
         except REDIS_LOST as exc:
             failures += 1
             log.warning("Redis unavailable (%s); attempt %d, retrying in %.0f s", exc, failures, wait)
-            sleep(wait)
+            time.sleep(wait)
             wait = min(wait * 2, max_wait_s)
+    return failures

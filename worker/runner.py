@@ -14,6 +14,7 @@ from typing import Any
 
 from redis import Redis
 from rq import Queue, SimpleWorker
+from rq.exceptions import StopRequested
 from rq.executions import Execution
 from rq.job import Job
 
@@ -190,7 +191,10 @@ def run_worker(
             worker.lost_redis = True
         if not worker.lost_redis or worker._stop_requested:
             return worked
-        worker = _reconnect(worker, queues, name)
+        try:
+            worker = _reconnect(worker, queues, name)
+        except StopRequested:  # SIGTERM while Redis was away: no batch is running, nothing to finish
+            return worked
 
 
 def _reconnect(lost: ChatlensWorker, queues: list[str], name: str | None) -> ChatlensWorker:
@@ -199,7 +203,9 @@ def _reconnect(lost: ChatlensWorker, queues: list[str], name: str | None) -> Cha
     enter a fresh work loop with the models already loaded."""
     log.warning("worker %s lost Redis; reconnecting", lost.name)
     while True:
-        wait_for_redis(lost.connection, lost.context.settings.redis_retry_max_s)
+        wait_for_redis(lost.connection, lost.context.settings.redis_retry_max_s, lambda: lost._stop_requested)
+        if lost._stop_requested:
+            raise StopRequested
         try:
             lost.register_death()  # frees its name for the fresh loop
             lost.unsubscribe()  # its pubsub thread would otherwise outlive it

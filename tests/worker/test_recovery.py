@@ -75,7 +75,8 @@ def wait_until(condition: Callable[[], object], timeout: float, what: str) -> fl
 def held_by(connection: redis.Redis, worker: str) -> list[str]:
     queue = Queue(QUEUE, connection=connection, serializer=q.SERIALIZER)
     held = []
-    for raw in connection.zrange(queue.started_job_registry.key, 0, -1):
+    entries: list[bytes] = connection.zrange(queue.started_job_registry.key, 0, -1)  # type: ignore[assignment]
+    for raw in entries:
         if connection.hget(f"rq:execution:{raw.decode()}", "worker_name") == worker.encode():
             held.append(raw.decode().split(":", 1)[0])
     return held
