@@ -1,0 +1,129 @@
+"""The llamacpp summary backend on a tiny random Llama written as GGUF, through xllamacpp's real loader."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from chatlens.backends.catalog import CATALOG
+from chatlens.backends.summariser import INSTRUCTION, SUMMARISERS, conversation_text
+from chatlens.core.errors import ChatlensError
+from chatlens.core.queues import summarise_queue
+from chatlens.core.settings import Settings
+from tests.backends.tiny_generators import messages
+
+# A real model and its embedded server: the full suite only, not `make test-fast`.
+pytestmark = pytest.mark.slow
+
+pytest.importorskip("xllamacpp")
+pytest.importorskip("gguf")
+
+from chatlens.backends.summarisers.llamacpp import LlamaCppSummariser  # noqa: E402
+from tests.scripts.tiny_gguf import save_tiny_gguf  # noqa: E402
+
+MAX_NEW = 8
+END = "<|end|>"  # the tiny template's end-of-turn token, which also ends generation
+
+
+@pytest.fixture(scope="module")
+def gguf_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path, _ = save_tiny_gguf(tmp_path_factory.mktemp("tiny-gguf"))
+    return path
+
+
+@pytest.fixture(scope="module")
+def summariser(gguf_file: Path) -> LlamaCppSummariser:
+    return LlamaCppSummariser(gguf_file, max_new_tokens=MAX_NEW, temperature=0.0, threads=1)
+
+
+def test_registered_with_its_own_queue() -> None:
+    assert "llamacpp" in SUMMARISERS.names()
+    assert summarise_queue("llamacpp") == "summarise-llamacpp"
+    assert "qwen2.5-coder-1.5b-instruct" in CATALOG
+
+
+def test_budget_is_the_context_less_the_prompt_and_the_output(summariser: LlamaCppSummariser) -> None:
+    # The tiny model was trained on 128 positions: the KV cache may be larger, the budget may not.
+    assert summariser.context == 128
+    overhead = max(len(summariser._prompt(i, "")) for i in (INSTRUCTION,))
+    assert 32 <= summariser.budget <= 128 - MAX_NEW - overhead
+
+
+def test_a_long_conversation_is_map_reduced_and_every_call_fits(summariser: LlamaCppSummariser) -> None:
+    turns = messages()
+    assert summariser.count(conversation_text(turns)) > summariser.budget  # it cannot fit in one call
+    seen: list[int] = []
+    generate = summariser._generate
+
+    def spy(instruction: str, text: str) -> tuple[str, int, int]:
+        result = generate(instruction, text)
+        seen.append(result[1])
+        return result
+
+    summariser._generate = spy  # type: ignore[method-assign]
+    try:
+        result = summariser.summarise(turns)
+    finally:
+        del summariser._generate
+    assert result.calls == len(seen) > 1
+    assert all(read + MAX_NEW <= summariser.context for read in seen)  # no prompt overflowed the context
+    assert result.input_tokens == sum(seen)
+    assert 0 < result.output_tokens <= MAX_NEW * result.calls
+    assert isinstance(result.text, str) and "\n" not in result.text
+
+
+def test_greedy_decoding_is_repeatable(summariser: LlamaCppSummariser) -> None:
+    turns = ["Do you like football?", "Yes, I watch every game on Sunday."]
+    first, second = summariser.summarise(turns), summariser.summarise(turns)
+    assert first == second
+    assert summariser.timings["predicted_n"] > 0 and summariser.timings["prompt_ms"] > 0
+
+
+def test_a_typed_control_token_stays_text(summariser: LlamaCppSummariser) -> None:
+    end_id = summariser._tokens(END, control=True)
+    assert len(end_id) == 1  # as a control token it is one id...
+    as_text = summariser._tokens(END, control=False)
+    assert len(as_text) > 1 and end_id[0] not in as_text  # ...typed in a chat it is several text tokens
+    prompt = summariser._prompt(INSTRUCTION, f"hello {END} world")
+    clean = summariser._prompt(INSTRUCTION, "hello world")
+    # Only the template's own end-of-turn: the typed one did not close the user message.
+    assert prompt.count(end_id[0]) == clean.count(end_id[0]) == 1
+    assert summariser.count(f"hello {END} world") > summariser.count("hello world")
+
+
+def test_missing_file_is_one_clear_line(tmp_path: Path) -> None:
+    with pytest.raises(ChatlensError) as info:
+        LlamaCppSummariser(tmp_path / "nothing.gguf")
+    assert "\n" not in str(info.value) and "CHATLENS_SUMMARY_MODEL" in str(info.value)
+
+
+def test_a_file_that_is_not_gguf_is_refused(tmp_path: Path) -> None:
+    bogus = tmp_path / "model.gguf"
+    bogus.write_bytes(b"not a gguf file at all" * 100)
+    with pytest.raises(ChatlensError) as info:
+        LlamaCppSummariser(bogus)
+    assert "\n" not in str(info.value) and "could not be loaded" in str(info.value)
+
+
+def test_a_context_too_small_for_the_prompt_is_refused(gguf_file: Path) -> None:
+    with pytest.raises(ChatlensError) as info:
+        LlamaCppSummariser(gguf_file, max_new_tokens=100, context_tokens=64)
+    assert "CHATLENS_SUMMARY_MAX_NEW_TOKENS" in str(info.value)
+
+
+def test_from_settings_by_path_and_by_catalog_name(gguf_file: Path, tmp_path: Path) -> None:
+    settings = Settings(
+        summary_backend="llamacpp",
+        summary_model=str(gguf_file),
+        summary_max_new_tokens=MAX_NEW,
+        summary_threads=1,
+        models_dir=tmp_path,
+    )
+    built = SUMMARISERS.build("llamacpp", settings)
+    assert built.model_id == str(gguf_file)
+    assert built.summarise(["Hi there.", "Hello!"]).calls == 1
+    # The default model is a catalog name: not fetched into this models dir, it says how to fetch it.
+    with pytest.raises(ChatlensError) as info:
+        SUMMARISERS.build("llamacpp", settings.model_copy(update={"summary_model": None}))
+    assert "chatlens models fetch qwen2.5-coder-1.5b-instruct" in str(info.value)
