@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 from redis import Redis
@@ -11,38 +13,59 @@ from chatlens.core.errors import ChatlensError
 from chatlens.core.schemas import Message
 from chatlens.core.settings import Settings
 from chatlens.core.store import RunStore
-from eval.metrics import ModelMetrics, score
+from eval.metrics import ModelMetrics, score_counts
 from eval.regression import record_evaluation, results_version
 from eval.report import plot_confusion, write_report
 from eval.summaries import score_run_summaries, summary_table
 
 
-def score_run(
-    store: RunStore, run: str, messages: dict[str, Message], corrupt_messages: int = 0
-) -> list[ModelMetrics]:
-    """A corrupt message counts as enqueued but unscored; a model's corrupt result or error entry counts
-    as an error of that model."""
+def score_run(store: RunStore, run: str, corrupt_messages: int = 0) -> list[ModelMetrics]:
+    """Each model scored a chunk of its results at a time: the chunk's messages are read by id, and only
+    the counts of (true, predicted) pairs are kept. A corrupt message counts as enqueued but unscored; a
+    model's corrupt result or error entry counts as an error of that model."""
+    enqueued = store.message_count(run)
     scored: list[ModelMetrics] = []
     for model in store.models(run):
         seen = len(store.corrupt)
-        predictions = store.predictions(run, model)
-        errors = store.errors(run, model)
+        pairs: Counter[tuple[str, str]] = Counter()
+        results = 0
+        versions: set[str] = set()
+        for chunk in store.prediction_chunks(run, model):
+            messages = store.messages_by_id(run, [mid for mid, _ in chunk])
+            for mid, prediction in chunk:
+                versions.add(prediction.model_version)
+                message = messages.get(mid)
+                if message is None:
+                    continue
+                results += 1
+                if message.label:
+                    pairs[(message.label, prediction.label)] += 1
+        errors = sum(len(chunk) for chunk in store.error_chunks(run, model))
         corrupt = len(store.corrupt) - seen
-        labelled = [
-            (m.label, predictions[mid].label) for mid, m in messages.items() if m.label and mid in predictions
-        ]
         scored.append(
-            score(
+            score_counts(
                 model,
-                [t for t, _ in labelled],
-                [p for _, p in labelled],
-                results=sum(1 for mid in predictions if mid in messages),
-                enqueued=len(messages) + corrupt_messages,
-                errors=len(errors) + corrupt,
-                versions=sorted({p.model_version for p in predictions.values()}),
+                pairs,
+                results=results,
+                enqueued=enqueued,
+                errors=errors + corrupt,
+                versions=sorted(versions),
             )
         )
     return scored
+
+
+class _StreamedMessages:
+    """The run's messages for `score_run_summaries`, read a scan chunk at a time when it iterates them
+    (it keeps only the turns of conversations that have a reference summary)."""
+
+    def __init__(self, store: RunStore, run: str) -> None:
+        self.store, self.run = RunStore(store.redis, store.ttl_s), run  # its corrupt list is not reported
+
+    def values(self) -> Iterator[Message]:
+        for chunk in self.store.message_chunks(self.run):
+            for _, message in chunk:
+                yield message
 
 
 def evaluate_run(connection: Redis, settings: Settings, run: str, out_dir: Path, track: bool = True) -> dict:
@@ -53,11 +76,18 @@ def evaluate_run(connection: Redis, settings: Settings, run: str, out_dir: Path,
             f"no run named {run!r} in Redis; produce it first with `chatlens produce FILE --run {run}`"
         )
     version = results_version(connection, run)  # before reading: a write during the evaluation is news
-    messages = store.messages(run)  # read once: the models and the summaries are scored against it
-    corrupt_messages = len(store.corrupt)
-    enqueued = len(messages) + corrupt_messages
-    models = score_run(store, run, messages, corrupt_messages)
-    summaries = score_run_summaries(store, run, messages, settings.summary_references)
+    # One pass over the messages to find the corrupt ones (listed first, as the whole-run read did);
+    # HLEN counts valid and corrupt alike: every stored message was enqueued.
+    for _ in store.message_chunks(run):
+        pass
+    enqueued = store.message_count(run)
+    models = score_run(store, run)
+    summaries = score_run_summaries(
+        store,
+        run,
+        _StreamedMessages(store, run),  # type: ignore[arg-type]  # it reads .values() only
+        settings.summary_references,
+    )
     out_dir.mkdir(parents=True, exist_ok=True)
     document = {
         "run": run,

@@ -7,9 +7,13 @@ the export joins them per message.
 from __future__ import annotations
 
 import csv
+import heapq
+import itertools
 import json
 import sys
+import tempfile
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 from typing import TextIO
 
@@ -18,33 +22,74 @@ from chatlens.core.store import RunStore
 BASE_FIELDS = ["message_id", "conversation_id", "position", "message", "label"]
 
 
+_RUN_ROWS = 200_000  # (conversation, position, id) keys sorted in memory at a time, then merged from disk
+_FETCH = 2_000
+
+
 def result_records(store: RunStore, run: str) -> tuple[list[str], Iterator[dict]]:
-    """(model names, records in conversation order); a model with no result for a message is absent."""
-    messages = store.messages(run)
+    """(model names, records in conversation order); a model with no result for a message is absent.
+
+    Bounded memory for a run of any size: the messages' sort keys are sorted in runs spilled to temp
+    files and merged, then messages and predictions are read by id, a chunk at a time."""
     models = store.models(run)
-    predictions = {model: store.predictions(run, model) for model in models}
 
     def records() -> Iterator[dict]:
-        for m in sorted(messages.values(), key=lambda m: (m.conversation_id, m.position)):
-            found = {model: predictions[model].get(m.id) for model in models}
-            yield {
-                "message_id": m.id,
-                "conversation_id": m.conversation_id,
-                "position": m.position,
-                "message": m.text,
-                "label": m.label,
-                "predictions": {
-                    model: {
-                        "label": p.label,
-                        "confidence": round(p.confidence, 6),
-                        "model_version": p.model_version,
+        with ExitStack() as stack:
+            ordered = heapq.merge(*(_read_run(stack, path) for path in _sorted_runs(stack, store, run)))
+            while chunk := [mid for _, _, mid in itertools.islice(ordered, _FETCH)]:
+                messages = store.messages_by_id(run, chunk)
+                found = {model: store.predictions_by_id(run, model, chunk) for model in models}
+                for mid in chunk:
+                    m = messages.get(mid)
+                    if m is None:
+                        continue
+                    yield {
+                        "message_id": m.id,
+                        "conversation_id": m.conversation_id,
+                        "position": m.position,
+                        "message": m.text,
+                        "label": m.label,
+                        "predictions": {
+                            model: {
+                                "label": p.label,
+                                "confidence": round(p.confidence, 6),
+                                "model_version": p.model_version,
+                            }
+                            for model in models
+                            if (p := found[model].get(mid)) is not None
+                        },
                     }
-                    for model, p in found.items()
-                    if p is not None
-                },
-            }
 
     return models, records()
+
+
+def _sorted_runs(stack: ExitStack, store: RunStore, run: str) -> list[Path]:
+    directory = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="chatlens-export-")))
+    paths: list[Path] = []
+    keys: list[tuple[str, int, str]] = []
+
+    def spill() -> None:
+        keys.sort()
+        path = directory / f"{len(paths)}.jsonl"
+        with path.open("w", encoding="utf-8") as handle:
+            handle.writelines(json.dumps(k) + "\n" for k in keys)
+        paths.append(path)
+        keys.clear()
+
+    for chunk in store.message_chunks(run):
+        keys.extend((m.conversation_id, m.position, m.id) for _, m in chunk)
+        if len(keys) >= _RUN_ROWS:
+            spill()
+    if keys or not paths:
+        spill()
+    return paths
+
+
+def _read_run(stack: ExitStack, path: Path) -> Iterator[tuple[str, int, str]]:
+    handle = stack.enter_context(path.open(encoding="utf-8"))
+    for line in handle:
+        cid, position, mid = json.loads(line)
+        yield cid, position, mid
 
 
 def write_records(models: list[str], records: Iterator[dict], fmt: str, handle: TextIO) -> int:

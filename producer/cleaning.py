@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import os
+import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,6 +76,29 @@ def clean(frame: pd.DataFrame, max_chars: int) -> CleanResult:
     )
 
 
+def position_key(conversation_id: object) -> object:
+    """The group a row's position is counted in, as `clean` groups them (None and non-scalars included)."""
+    if conversation_id is None or isinstance(conversation_id, str):
+        return conversation_id
+    return repr(conversation_id)
+
+
+def check_row(
+    row: int, conversation_id: object, message: object, label: object, problem: str | None, max_chars: int
+) -> tuple[bool, str | None, Reject | None]:
+    """One row by the rules of `clean`: (missing, canonical label, reject). A stream applies it row by
+    row; `clean` applies the same checks to a whole frame."""
+    if problem is None and _is_missing(message):
+        return True, None, None
+    found = ("row", problem) if problem is not None else _row_problem(conversation_id, message, max_chars)
+    canonical, label_problem = _canonical_label(label)
+    found = found or label_problem
+    if found is None:
+        return False, canonical, None
+    shown_id = conversation_id if conversation_id is None else _printable(conversation_id)
+    return False, None, Reject(row, found[0], found[1], shown_id, _printable(message))  # type: ignore[arg-type]  # shown_id is None or str here
+
+
 def _is_missing(value: object) -> bool:
     if value is None:
         return True
@@ -118,7 +142,11 @@ def _canonical_label(value: object) -> tuple[str | None, tuple[str, str] | None]
 
 
 def _has_invalid_utf8(text: str) -> bool:
-    return any("\udc80" <= ch <= "\udcff" for ch in text)
+    # The bytes that were not UTF-8, decoded with surrogateescape; a regex scans in C (hot per row).
+    return _UNDECODABLE.search(text) is not None
+
+
+_UNDECODABLE = re.compile("[\udc80-\udcff]")
 
 
 def _printable(value: object) -> str:

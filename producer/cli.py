@@ -19,11 +19,13 @@ from chatlens.core.errors import ChatlensError
 from chatlens.core.keys import check_run_name
 from chatlens.core.schemas import ProduceCounts
 from chatlens.core.settings import Settings, get_settings
-from chatlens.core.store import RunStore
+from chatlens.core.store import MessageStats, RunStore
 from producer.cleaning import clean, write_rejects
 from producer.enqueue import enqueue_messages, queues_without_workers, record_run, to_messages
 from producer.reader import Columns, read_messages
+from producer.rows import Format
 from producer.sampling import stratified_sample, stratified_split
+from producer.stream_cli import STDIN, produce_stream
 from producer.summaries import conversations, enqueue_summaries
 
 
@@ -35,7 +37,7 @@ class Split(StrEnum):
 
 @user_errors
 def produce(
-    file: Path = typer.Argument(..., help="CSV, JSONL or Parquet file of messages"),
+    file: Path = typer.Argument(..., help="CSV, JSONL or Parquet file of messages; - reads stdin"),
     run: str = typer.Option(..., "--run", help="run name: results and eval are kept per run"),
     # Ranges are checked in produce_file, so a wrong value is one line rather than click's usage box.
     sample_frac: float = typer.Option(1.0, help="stratified sample by label, 0 < frac <= 1 (0.2 = the seed)"),
@@ -50,11 +52,29 @@ def produce(
     message_column: str = typer.Option("message", help="column holding the message text"),
     label_column: str = typer.Option("sentiment", help="column holding the true label (optional)"),
     redis_url: str | None = typer.Option(None, help="overrides CHATLENS_REDIS_URL"),
+    input_format: Format | None = typer.Option(
+        None, "--format", help="jsonl or csv (with a header) for stdin/--follow [default: sniffed]"
+    ),
+    follow: bool = typer.Option(False, "--follow", help="keep reading FILE as it grows, like tail -F"),
+    flush_ms: int | None = typer.Option(None, min=1, help="flush a partial batch after this long [300]"),
+    conversation_idle_s: float | None = typer.Option(
+        None, min=0.01, help="summarise a conversation of a stream once quiet this long [30]"
+    ),
+    max_queued: int | None = typer.Option(None, min=1, help="wait while a queue holds this many jobs [2000]"),
 ) -> None:
-    """Read FILE, drop empty and duplicate rows, and enqueue the messages in micro-batches."""
+    """Read FILE (or stdin: -), drop empty and duplicate rows, and enqueue the messages in micro-batches."""
     settings = get_settings()
-    if batch_size is not None:  # the flag overrides CHATLENS_BATCH_SIZE for this command
-        settings = settings.model_copy(update={"batch_size": batch_size})
+    overrides = {
+        "batch_size": batch_size,  # the flags override CHATLENS_* for this command
+        "flush_ms": flush_ms,
+        "conversation_idle_s": conversation_idle_s,
+        "max_queued": max_queued,
+    }
+    settings = settings.model_copy(update={k: v for k, v in overrides.items() if v is not None})
+    columns = Columns(id_column, message_column, label_column)
+    if file == STDIN or follow or _streamed(file, settings, sample_frac, split):
+        produce_stream(settings, file, run, input_format, follow, columns, out_dir, redis_url)
+        return
     produce_file(
         settings,
         file,
@@ -64,9 +84,17 @@ def produce(
         split,
         seed,
         out_dir,
-        Columns(id_column, message_column, label_column),
+        columns,
         redis_url,
     )
+
+
+def _streamed(file: Path, settings: Settings, sample_frac: float, split: Split) -> bool:
+    """A large file without a sample or split is read in chunks (bounded memory); the same ids and
+    counts as a whole-file read, with the row-level checks (the file-level ones on its head only)."""
+    if sample_frac != 1.0 or split is not Split.all or not file.is_file():
+        return False
+    return file.stat().st_size >= settings.stream_file_mb * 1024 * 1024
 
 
 def produce_file(
@@ -211,8 +239,13 @@ def summarise(
     connection = connect_settings(settings, redis_url)
     store = RunStore(connection, settings.result_ttl_s)
     if store_messages is not None:
+        present = store.existing_ids(run, [m.id for m in store_messages])
+        new = [m for m in store_messages if m.id not in present]
+        stats = MessageStats()
+        for m in new:
+            stats.add(m.id, m.label)
         with connection.pipeline() as pipe:
-            store.add_messages(pipe, run, store_messages)
+            store.add_new_messages(pipe, run, {m.id: m.model_dump_json() for m in new}, stats)
             pipe.execute()
         # The messages are kept so that `--run` can re-summarise and `eval` can score; no classify jobs.
         record_run(connection, settings.result_ttl_s, run, str(file), classifiers=[])

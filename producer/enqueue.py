@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,7 +14,7 @@ from rq import Queue, Retry, Worker
 from chatlens.core import queues
 from chatlens.core.schemas import BatchItem, Message, MicroBatch, RunInfo, message_id
 from chatlens.core.settings import Settings
-from chatlens.core.store import RunStore
+from chatlens.core.store import MessageStats, RunStore
 
 _PIECES = re.compile(r"\w+|[^\w\s]")
 # Micro-batches sent per Redis round trip.
@@ -41,13 +40,6 @@ def to_messages(rows: pd.DataFrame) -> list[Message]:
         )
         for r in rows.itertuples(index=False)
     ]
-
-
-def dataset_hash(messages: list[Message]) -> str:
-    digest = hashlib.sha256()
-    for m in sorted(messages, key=lambda m: m.id):
-        digest.update(f"{m.id}\x1f{m.label or ''}\n".encode())
-    return digest.hexdigest()[:16]
 
 
 def token_estimate(text: str) -> tuple[int, int]:
@@ -96,8 +88,11 @@ def enqueue_messages(
     for start in range(0, len(batches), BATCHES_PER_ROUND_TRIP):
         group = batches[start : start + BATCHES_PER_ROUND_TRIP]
         with connection.pipeline() as pipe:
+            stats = MessageStats()
             for batch in group:
-                store.add_messages(pipe, run, batch)
+                for m in batch:
+                    stats.add(m.id, m.label)
+            store.add_new_messages(pipe, run, {m.id: m.model_dump_json() for b in group for m in b}, stats)
             payloads = [
                 MicroBatch(run=run, items=[BatchItem(id=m.id, text=m.text) for m in batch]).model_dump(
                     mode="json"
@@ -129,14 +124,15 @@ def enqueue_messages(
 def record_run(connection: Redis, ttl_s: int, run: str, source: str, classifiers: list[str]) -> RunInfo:
     """Describe the run as it now stands in Redis (a re-produce adds to it, never replaces it)."""
     store = RunStore(connection, ttl_s)
-    stored = list(store.messages(run).values())
     previous = store.run_info(run)
+    # Counters kept as messages are stored (`RunStore.add_new_messages`): nothing is read back.
+    labelled, digest = store.message_stats(run)
     info = RunInfo(
         run=run,
         source=source,
-        dataset_hash=dataset_hash(stored),
-        messages=len(stored),
-        labelled=sum(1 for m in stored if m.label),
+        dataset_hash=digest,
+        messages=store.message_count(run),
+        labelled=labelled,
         classifiers=sorted(set(classifiers) | set(previous.classifiers if previous else [])),
         created_at=previous.created_at if previous else datetime.now(UTC),
     )

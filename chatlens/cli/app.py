@@ -12,6 +12,7 @@ from chatlens.ops.cli import status
 from chatlens.training.cli import promote, train
 from eval.cli import cron, eval_summaries, evaluate, results
 from producer.cli import produce, summarise
+from producer.drop import drop
 from worker.cli import failed, requeue, worker
 
 app = typer.Typer(
@@ -36,6 +37,7 @@ app.command()(promote)
 app.command()(status)
 app.command()(failed)
 app.command()(requeue)
+app.command()(drop)
 app.add_typer(models_app)
 
 

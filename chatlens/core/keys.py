@@ -32,6 +32,17 @@ def messages(run: str) -> str:
     return f"{PREFIX}:run:{run}:messages"  # hash: message id -> Message JSON
 
 
+def message_stats(run: str) -> str:
+    # string read with BITFIELD: two wrapping i64 sums of the stored messages' (id, label) digests (the
+    # order-free dataset hash) and the count of labelled ones, kept as messages are added, so describing
+    # a run never reads its messages back
+    return f"{PREFIX}:run:{run}:message-stats"
+
+
+def run_pattern(run: str) -> str:
+    return f"{PREFIX}:run:{run}:*"  # every key of the run (run names hold no glob characters)
+
+
 def results(run: str, model: str) -> str:
     return f"{PREFIX}:run:{run}:results:{model}"  # hash: message id -> Prediction JSON
 

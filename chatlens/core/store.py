@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import socket
 import time
@@ -66,6 +67,34 @@ class RunStore:
         if mapping:
             pipe.hset(keys.messages(run), mapping=mapping)  # type: ignore[arg-type]  # redis-py's Mapping key type is invariant: dict[str, str] is a valid mapping
             pipe.expire(keys.messages(run), self.ttl_s)
+
+    def add_new_messages(
+        self, pipe: Pipeline, run: str, encoded: dict[str, str], stats: MessageStats
+    ) -> None:
+        """Messages not yet stored (as JSON, keyed by id) and their share of the run's running stats:
+        the caller has checked they are new, so the counters count each message once."""
+        if not encoded:
+            return
+        pipe.hset(keys.messages(run), mapping=encoded)  # type: ignore[arg-type]  # see add_messages
+        pipe.expire(keys.messages(run), self.ttl_s)
+        pipe.execute_command("BITFIELD", keys.message_stats(run), "OVERFLOW", "WRAP", *stats.increments())
+        pipe.expire(keys.message_stats(run), self.ttl_s)
+
+    def message_stats(self, run: str) -> tuple[int, str]:
+        """(labelled messages, dataset hash) of what `add_new_messages` stored, without reading it back."""
+        low, high, labelled = self.redis.execute_command(
+            "BITFIELD", keys.message_stats(run), "GET", "i64", 0, "GET", "i64", 64, "GET", "i64", 128
+        )
+        return int(labelled), f"{(low % 2**64) ^ (high % 2**64):016x}"
+
+    def drop_run(self, run: str) -> int:
+        """Delete every key of the run and its entry in the runs index; the number of keys deleted."""
+        found = list(self.redis.scan_iter(match=keys.run_pattern(run), count=1_000))
+        deleted = 0
+        for start in range(0, len(found), 500):
+            deleted += int(self.redis.unlink(*found[start : start + 500]))
+        self.redis.zrem(keys.RUNS, run)
+        return deleted
 
     def save_run_info(self, info: RunInfo) -> None:
         with self.redis.pipeline() as pipe:
@@ -159,6 +188,54 @@ class RunStore:
                 self.corrupt.append(CorruptRecord(key, field, _first_problem(exc)))
         return found
 
+    def _record_chunks(self, key: str, model: type[R]) -> Iterator[list[tuple[str, R]]]:
+        """The hash's valid records, a scan chunk at a time (bounded memory for a hash of any size)."""
+        cursor: int | bytes = 0
+        while True:
+            cursor, chunk = self.redis.hscan(key, cursor=cursor, count=_SCAN_CHUNK)  # type: ignore[misc]  # sync client
+            found: list[tuple[str, R]] = []
+            for field, raw in chunk.items():
+                try:
+                    found.append((_text(field), model.model_validate_json(raw)))
+                except ValidationError as exc:
+                    self.corrupt.append(CorruptRecord(key, _text(field), _first_problem(exc)))
+            if found:
+                yield found
+            if not cursor or cursor == b"0":
+                return
+
+    def message_chunks(self, run: str) -> Iterator[list[tuple[str, Message]]]:
+        return self._record_chunks(keys.messages(run), Message)
+
+    def prediction_chunks(self, run: str, model: str) -> Iterator[list[tuple[str, Prediction]]]:
+        return self._record_chunks(keys.results(run, model), Prediction)
+
+    def error_chunks(self, run: str, model: str) -> Iterator[list[tuple[str, MessageError]]]:
+        return self._record_chunks(keys.errors(run, model), MessageError)
+
+    def messages_by_id(self, run: str, ids: list[str]) -> dict[str, Message]:
+        """The valid messages among `ids` (HMGET: one round trip per chunk)."""
+        return self._by_id(keys.messages(run), ids, Message)
+
+    def predictions_by_id(self, run: str, model: str, ids: list[str]) -> dict[str, Prediction]:
+        """As `messages_by_id`; a corrupt prediction is noted in `self.corrupt` (no scan meets it)."""
+        return self._by_id(keys.results(run, model), ids, Prediction, note_corrupt=True)
+
+    def _by_id(self, key: str, ids: list[str], model: type[R], note_corrupt: bool = False) -> dict[str, R]:
+        found: dict[str, R] = {}
+        for start in range(0, len(ids), _SCAN_CHUNK):
+            chunk = ids[start : start + _SCAN_CHUNK]
+            for field, raw in zip(chunk, self.redis.hmget(key, chunk), strict=True):
+                if raw is None:
+                    continue
+                try:
+                    found[field] = model.model_validate_json(raw)  # type: ignore[arg-type]  # bytes from the sync client
+                except ValidationError as exc:
+                    # Messages: counted by the scan that met them (`_record_chunks`), not twice.
+                    if note_corrupt:
+                        self.corrupt.append(CorruptRecord(key, field, _first_problem(exc)))
+        return found
+
     def messages(self, run: str) -> dict[str, Message]:
         return self._records(keys.messages(run), Message)
 
@@ -185,6 +262,39 @@ class RunStore:
 
     def errors(self, run: str, model: str) -> dict[str, MessageError]:
         return self._records(keys.errors(run, model), MessageError)
+
+
+class MessageStats:
+    """A group of new messages' share of the run's stats: wrapping sums of a 128-bit digest of each
+    (id, label), so the dataset hash does not depend on the order messages arrive in, and the labelled."""
+
+    def __init__(self) -> None:
+        self.low = 0
+        self.high = 0
+        self.labelled = 0
+
+    def add(self, message_id: str, label: str | None) -> None:
+        value = int.from_bytes(
+            hashlib.blake2b(f"{message_id}\x1f{label or ''}".encode(), digest_size=16).digest()
+        )
+        self.low += value & _MASK64
+        self.high += value >> 64
+        self.labelled += label is not None
+
+    def increments(self) -> list[object]:
+        return [
+            *("INCRBY", "i64", 0, _signed(self.low)),
+            *("INCRBY", "i64", 64, _signed(self.high)),
+            *("INCRBY", "i64", 128, self.labelled),
+        ]
+
+
+_MASK64 = 2**64 - 1
+
+
+def _signed(value: int) -> int:
+    value &= _MASK64
+    return value - 2**64 if value >= 2**63 else value
 
 
 def _first_problem(exc: ValidationError) -> str:

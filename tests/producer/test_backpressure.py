@@ -1,0 +1,53 @@
+"""Back-pressure: the producer never lets a classify queue hold more than --max-queued jobs; it waits,
+says why in one line, and goes on as a worker drains the queue."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import redis
+from rq import Queue
+
+from chatlens.core import queues
+from chatlens.core.settings import Settings
+from producer.flush import BatchWriter
+
+
+def test_the_producer_waits_at_the_bound_and_goes_on_as_the_queue_drains(fake_redis: redis.Redis) -> None:
+    settings = Settings(summarise=False, batch_size=2)
+    lines: list[str] = []
+    writer = BatchWriter(fake_redis, settings, "bp", max_queued=3, on_wait=lines.append)
+    queue_key = Queue(queues.classify_queue("default"), connection=fake_redis).key
+    peak = 0
+    stop = threading.Event()
+
+    def slow_worker() -> None:  # takes one job off the queue every 20 ms, noting the longest queue
+        nonlocal peak
+        while not stop.is_set():
+            peak = max(peak, int(fake_redis.llen(queue_key)))
+            if lines:
+                fake_redis.lpop(queue_key)
+            time.sleep(0.02)
+
+    drain = threading.Thread(target=slow_worker)
+    drain.start()
+    try:
+        for i in range(6):  # 6 groups of 2 batches of 2 messages: 12 jobs through a bound of 3
+            writer.write([(f"{i:02d}{j:018d}", "c", i * 4 + j, f"text {i} {j}", None) for j in range(4)])
+            peak = max(peak, int(fake_redis.llen(queue_key)))
+    finally:
+        stop.set()
+        drain.join()
+    assert writer.totals.batches == 12 and writer.totals.enqueued == 24
+    assert peak <= 3
+    assert len(lines) >= 1 and "classify-default holds" in lines[0] and "--max-queued" in lines[0]
+    assert writer.totals.waited_s > 0
+
+
+def test_a_queue_under_the_bound_is_not_waited_on(fake_redis: redis.Redis) -> None:
+    settings = Settings(summarise=False, batch_size=2)
+    lines: list[str] = []
+    writer = BatchWriter(fake_redis, settings, "bp", max_queued=100, on_wait=lines.append)
+    writer.write([(f"{j:020d}", "c", j, f"text {j}", None) for j in range(8)])
+    assert lines == [] and writer.totals.batches == 4 and writer.totals.waited_s == 0
