@@ -2,10 +2,14 @@
 
 It starts its own redis-server (AOF on, free port, temp dir), produces an N-message file with summaries
 on, starts K workers (`python -m worker --threads 1`), and either kill -9's a random busy worker at
-random moments (starting a replacement each time) or restarts redis-server mid-run. Once the run has
-drained it checks: one result per message and model, no errors, one summary per conversation, no job
-left failed or started, and how often a job ran more than once; and per kill, how long until the
-killed worker's batch was started again by another worker.
+random moments (starting a replacement each time) or restarts redis-server mid-run the way an operator
+or docker-compose does (SIGTERM: redis-server SHUTDOWNs and flushes its AOF; `--redis-kill9` instead
+kills it, losing up to the last second of writes with `appendfsync everysec`). The run counts as drained
+once no chatlens job is left queued, started or scheduled, by its status, so a job stranded outside
+every queue keeps the drill waiting for the workers' stranded-job sweep. Then it checks: one result
+per message and model, no errors, one summary per conversation, no job left failed or started, and
+how often a job ran more than once; and per kill, how long until the killed worker's batch was started
+again by another worker.
 
     DATA=/work/shared/data/topical-chat-sample
     .venv/bin/python scripts/fault_drill.py --file $DATA/test.csv --kills 20
@@ -19,6 +23,7 @@ import csv
 import json
 import os
 import random
+import re
 import signal
 import socket
 import statistics
@@ -156,6 +161,20 @@ def pending(client: redis.Redis) -> int:
     return total
 
 
+def unfinished(client: redis.Redis) -> int:
+    """Chatlens jobs whose status says they will still run, wherever they are (or are not) listed."""
+    count = 0
+    keys_ = [k for k in client.scan_iter(match="rq:job:*", count=1000) if k.count(b":") == 2]
+    for i in range(0, len(keys_), 1000):
+        with client.pipeline(transaction=False) as pipe:
+            for key in keys_[i : i + 1000]:
+                pipe.hmget(key, "status", "origin")
+            for status, origin in pipe.execute():
+                if origin and as_text(origin).startswith((q.CLASSIFY_PREFIX, q.SUMMARISE_PREFIX)):
+                    count += as_text(status or b"") in ("queued", "started", "scheduled")
+    return count
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--file", type=Path, required=True)
@@ -163,6 +182,7 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--kills", type=int, default=0)
     ap.add_argument("--redis-restarts", type=int, default=0)
+    ap.add_argument("--redis-kill9", action="store_true", help="restart Redis with kill -9, not SIGTERM")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--timeout", type=float, default=1800.0, help="give up waiting for the drain")
     ap.add_argument("--json", action="store_true")
@@ -204,7 +224,10 @@ def main() -> None:
             time.sleep(0.5)
             continue
         if left == 0:
-            break
+            if unfinished(client) == 0:
+                break
+            time.sleep(5.0)  # a stranded job: the workers' sweep should put it back
+            continue
         if len(kills) < args.kills:
             time.sleep(rng.uniform(1.0, 4.0))
             busy = [(n, held_jobs(client, n)) for n in workers.alive()]
@@ -217,7 +240,8 @@ def main() -> None:
                 workers.start()
         elif restart_marks and 1 - left / max(total_jobs, 1) >= restart_marks[0]:
             restart_marks.pop(0)
-            server.send_signal(signal.SIGTERM)  # SHUTDOWN: the AOF is flushed
+            # SIGTERM is what an operator's restart or docker-compose sends: SHUTDOWN, the AOF is flushed.
+            server.send_signal(signal.SIGKILL if args.redis_kill9 else signal.SIGTERM)
             server.wait(timeout=30)
             time.sleep(3.0)
             restarts.append(time.time())
@@ -278,9 +302,12 @@ def check(client: redis.Redis, messages: int, conversations: int, tmp: Path) -> 
             executions += client.xlen(f"rq:results:{job_id}")
     figures.update(failed_jobs=failed, started_jobs_left=started)
     figures.update(finished_jobs=jobs, successful_executions=executions, re_executions=executions - jobs)
-    figures["reclaimed_jobs"] = sum(
-        p.read_text(errors="replace").count("reclaimed job") for p in tmp.glob("drill-w*.log")
+    logs = [p.read_text(errors="replace") for p in tmp.glob("drill-w*.log")]
+    figures["reclaimed_jobs"] = sum(text.count("reclaimed job") for text in logs)
+    figures["stranded_requeued"] = sum(
+        int(m.group(1)) for text in logs for m in re.finditer(r"stranded-job sweep: re-enqueued (\d+)", text)
     )
+    figures["unfinished_jobs_left"] = unfinished(client)
     return figures
 
 

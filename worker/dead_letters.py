@@ -1,8 +1,9 @@
 """Dead letters: the jobs of chatlens's queues that ended in RQ's failed registry, listed and put back.
 
-A batch lands here once its retries are spent (it kept raising, timed out, or kept killing its worker),
-and so does a refused foreign job. `chatlens failed` lists them; `chatlens requeue` puts chatlens's own
-jobs back on their queue with RQ's `FailedJobRegistry.requeue`. A foreign job is never requeued: it
+A batch lands here once its retries are spent (it kept raising or timing out) or its worker died on it
+more than `max_reclaims` times (worker/recovery.py), and so does a refused foreign job. `chatlens failed`
+lists them; `chatlens requeue` puts chatlens's own jobs back on their queue with RQ's
+`FailedJobRegistry.requeue`, their count of worker deaths reset. A foreign job is never requeued: it
 names a function no worker may run.
 """
 
@@ -20,6 +21,7 @@ from chatlens.core import queues as q
 from chatlens.core.errors import ChatlensError
 from chatlens.core.settings import Settings
 from worker.job import ContextJob, foreign_reason
+from worker.recovery import RECLAIMS
 
 
 @dataclass(frozen=True)
@@ -136,5 +138,8 @@ def requeue(
         registry = FailedJobRegistry(
             item.queue, connection=connection, serializer=q.SERIALIZER, job_class=ContextJob
         )
+        job = _safe_fetch(registry, item.job_id)
+        if job is not None and job.meta.pop(RECLAIMS, None) is not None:
+            job.save_meta()  # a fresh start: its worker deaths so far no longer count against it
         registry.requeue(item.job_id)
     return moved, refused

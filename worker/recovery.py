@@ -3,11 +3,13 @@
 RQ's SimpleWorker gives a running job's execution a time-to-live of the job timeout + 60 s and never
 refreshes it while the job runs, so a killed worker's batch sat in the started registry for up to
 11 minutes. Here each worker keeps its running execution alive with a short TTL from a heartbeat thread,
-and every worker, every `reclaim_interval_s` (one at a time, under a Redis lock), re-enqueues the jobs
-whose execution has gone silent. A reclaimed job goes to the front of its queue and uses up one of its
-retries; a job with none left (a batch that keeps killing its worker) ends in the failed registry.
-Results are written per message id (HSET), so running a batch again is safe: at-least-once execution,
-exactly-once results.
+and every worker, every `reclaim_interval_s` (one at a time, under a Redis lock, and at once when it
+starts), re-enqueues the jobs whose execution has gone silent. A reclaimed job goes to the front of its
+queue. A worker's death is not its batch's fault, so a reclaim spends none of the job's retries; it is
+counted in `job.meta["reclaims"]`, and a batch whose worker died more than `max_reclaims` times (a batch
+that keeps killing its worker) ends in the failed registry. Results are written per message id (HSET),
+so running a batch again is safe: at-least-once execution, exactly-once results.
+The same pass, less often, puts back jobs stranded outside every queue and registry (worker/stranded.py).
 """
 
 from __future__ import annotations
@@ -29,12 +31,16 @@ from rq.job import JobStatus
 from rq.job_lifecycle import record_job_failure
 from rq.utils import as_text
 
+from chatlens.core.settings import Settings
+from worker.stranded import SWEEP_LOCK, sweep_stranded
+
 if TYPE_CHECKING:
     from rq.worker import BaseWorker
 
 log = logging.getLogger("chatlens.recovery")
 
 RECLAIM_LOCK = "chatlens:lock:reclaim"
+RECLAIMS = "reclaims"  # job.meta key: how many times a worker died while running this job
 REDIS_LOST = (RedisConnectionError, RedisTimeoutError)
 
 
@@ -43,7 +49,7 @@ class Reclaimed:
     queue: str
     job_id: str
     worker: str
-    requeued: bool  # False: no retries left, moved to the failed registry
+    requeued: bool  # False: its worker died too often, moved to the failed registry
 
 
 def _execution_worker(connection: Redis, entry: str) -> str:
@@ -52,10 +58,17 @@ def _execution_worker(connection: Redis, entry: str) -> str:
 
 
 def reclaim(
-    queue: Queue, *, expired_before: float | None = None, workers: Collection[str] = ()
+    queue: Queue,
+    *,
+    expired_before: float | None = None,
+    workers: Collection[str] = (),
+    max_reclaims: int = Settings.model_fields["max_reclaims"].default,
 ) -> list[Reclaimed]:
     """Re-enqueue the started jobs of `queue` whose execution expired before `expired_before`
-    (a Unix time), or that belong to one of `workers` (a worker that knows it lost them)."""
+    (a Unix time), or that belong to one of `workers` (a worker that knows it lost them).
+
+    An expired execution means its worker died: that counts as one of the job's reclaims, and the
+    (max_reclaims + 1)th fails it. A worker that lost Redis hands its batch back uncounted."""
     connection = queue.connection
     registry = queue.started_job_registry
     found: list[Reclaimed] = []
@@ -80,13 +93,17 @@ def reclaim(
             if job.get_status(refresh=False) != JobStatus.STARTED:
                 pipe.execute()
                 continue
-            requeued = job.retries_left is None or job.retries_left > 0
+            died = int(job.meta.get(RECLAIMS, 0)) + (1 if expired and worker not in workers else 0)
+            job.meta[RECLAIMS] = died
+            requeued = died <= max_reclaims
             if requeued:
-                if job.retries_left:
-                    job.retries_left -= 1
-                queue._enqueue_job(job, pipeline=pipe, at_front=True)
+                queue._enqueue_job(job, pipeline=pipe, at_front=True)  # saves meta with the job
             else:
-                reason = f"AbandonedJobError: its worker {worker or '?'} died on every try"
+                pipe.hset(job.key, "meta", job._serialize_meta())
+                reason = (
+                    f"AbandonedJobError: worker died {died} times while running this batch"
+                    f" (last: {worker or '?'})"
+                )
                 record_job_failure(job, reason, pipe)
             pipe.execute()
         found.append(Reclaimed(queue.name, job_id, worker, requeued))
@@ -95,41 +112,65 @@ def reclaim(
             job_id,
             worker or "?",
             queue.name,
-            f"re-enqueued, {job.retries_left} retries left" if requeued else "no retries left, failed",
+            f"re-enqueued at the front (worker deaths: {died} of {max_reclaims} allowed)"
+            if requeued
+            else f"its worker died {died} times, failed as poison",
         )
     return found
 
 
-def reclaim_all(queues: list[Queue], interval_s: float) -> list[Reclaimed]:
-    """One reclaim pass over `queues`, by at most one worker per `interval_s`."""
-    if not queues or not queues[0].connection.set(RECLAIM_LOCK, "1", nx=True, px=int(interval_s * 1000)):
+def reclaim_all(
+    queues: list[Queue], interval_s: float, max_reclaims: int, locked: bool = True
+) -> list[Reclaimed]:
+    """One reclaim pass over `queues`, by at most one worker per `interval_s` (`locked=False`: now,
+    whoever else is at it; each job is claimed by one ZREM, so two passes never reclaim it twice)."""
+    if not queues:
+        return []
+    lock_ms = int(interval_s * 1000)
+    if locked and not queues[0].connection.set(RECLAIM_LOCK, "1", nx=True, px=lock_ms):
         return []
     cutoff = time.time()
-    return [r for q in queues for r in reclaim(q, expired_before=cutoff)]
+    return [r for q in queues for r in reclaim(q, expired_before=cutoff, max_reclaims=max_reclaims)]
 
 
 class Heartbeat(threading.Thread):
-    """Keeps this worker's running execution alive, and runs the reclaim passes, on its own clock: the
-    work loop is busy inside a batch and RQ's SimpleWorker has no monitor to do it."""
+    """Keeps this worker's running execution alive, and runs the reclaim passes and stranded-job sweeps,
+    on its own clock: the work loop is busy inside a batch and RQ's SimpleWorker has no monitor to do it."""
 
-    def __init__(self, worker: BaseWorker, interval_s: float, reclaim_interval_s: float) -> None:
+    def __init__(self, worker: BaseWorker, settings: Settings) -> None:
         super().__init__(name=f"heartbeat-{worker.name}", daemon=True)
         self.worker = worker
-        self.interval_s = interval_s
-        self.reclaim_interval_s = reclaim_interval_s
+        self.settings = settings
         self.stopped = threading.Event()
         self._last_error_log = 0.0
 
     def run(self) -> None:
-        next_reclaim = 0.0
-        while not self.stopped.wait(self.interval_s if next_reclaim else 0):
+        settings = self.settings
+        next_reclaim = next_sweep = 0.0
+        started = False
+        wait = 0.0
+        while not self.stopped.wait(wait):
+            wait = settings.heartbeat_interval_s
             try:
                 self.beat()
-                if time.monotonic() >= next_reclaim:
-                    next_reclaim = time.monotonic() + self.reclaim_interval_s
-                    reclaim_all(self.worker.queues, self.reclaim_interval_s)
+                now = time.monotonic()
+                if now >= next_reclaim:
+                    # A fresh worker (often the replacement of a dead one) reclaims at once, lock or not.
+                    reclaim_all(
+                        self.worker.queues, settings.reclaim_interval_s, settings.max_reclaims, locked=started
+                    )
+                    next_reclaim, started = now + settings.reclaim_interval_s, True
+                if now >= next_sweep:
+                    next_sweep = now + settings.stranded_sweep_interval_s
+                    self.sweep()
             except RedisError as exc:  # Redis is away: the work loop reconnects; try again next beat
                 self._log_at_most_every(f"heartbeat: Redis unavailable ({exc}); retrying")
+
+    def sweep(self) -> None:
+        settings, connection = self.settings, self.worker.connection
+        lock_ms = int(settings.stranded_sweep_interval_s * 1000)
+        if connection.set(SWEEP_LOCK, "1", nx=True, px=lock_ms):
+            sweep_stranded(connection, settings)
 
     def beat(self) -> None:
         for execution in list(self.worker.executions.values()):

@@ -86,13 +86,13 @@ class ChatlensWorker(SimpleWorker):
     def clean_registries(self) -> None:
         # Before RQ's own cleanup, which would put an abandoned job behind its retry backoff, in the care
         # of a scheduler process that may have died with the job's worker.
+        max_reclaims = self.context.settings.max_reclaims
         for queue in self.queues:
-            reclaim(queue, expired_before=time.time())
+            reclaim(queue, expired_before=time.time(), max_reclaims=max_reclaims)
         super().clean_registries()
 
     def work(self, *args: Any, **kwargs: Any) -> bool:
-        settings = self.context.settings
-        beat = Heartbeat(self, settings.heartbeat_interval_s, settings.reclaim_interval_s)
+        beat = Heartbeat(self, self.context.settings)
         beat.start()
         try:
             return super().work(*args, **kwargs)
@@ -210,7 +210,8 @@ def _reconnect(lost: ChatlensWorker, queues: list[str], name: str | None) -> Cha
             lost.register_death()  # frees its name for the fresh loop
             lost.unsubscribe()  # its pubsub thread would otherwise outlive it
             for queue in lost.queues:
-                # The batch it was running when Redis went away: started again now, not after its TTL.
+                # The batch it was running when Redis went away: started again now, not after its TTL
+                # (not counted as a worker death). One it had only dequeued is the stranded sweep's.
                 reclaim(queue, workers={lost.name})
             return _build(lost.context, queues, name)
         except REDIS_LOST:

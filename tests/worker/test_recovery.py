@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 import redis
-from rq import Queue, SimpleWorker
+from rq import Queue, Retry, SimpleWorker
 from rq.job import JobStatus
 
 from chatlens.core import keys
@@ -26,13 +26,16 @@ from chatlens.core.settings import Settings
 from producer.cli import produce_file
 from tests.helpers import subprocess_env
 from tests.worker import slow_classifier
+from worker.dead_letters import failed_jobs, requeue
 from worker.job import ContextJob
-from worker.recovery import reclaim
+from worker.recovery import RECLAIMS, reclaim
+from worker.runner import create_worker
+from worker.stranded import sweep_stranded
 
 pytestmark = pytest.mark.slow
 
 QUEUE = "classify-slow"
-FAST_RECOVERY = {  # so a test waits seconds, not the production 30 s + 10 s
+FAST_RECOVERY = {  # so a test waits seconds, not the production 20 s + 5 s
     "CHATLENS_EXECUTION_TTL_S": "10",
     "CHATLENS_HEARTBEAT_INTERVAL_S": "1",
     "CHATLENS_RECLAIM_INTERVAL_S": "1",
@@ -111,17 +114,20 @@ def test_a_killed_workers_batch_is_started_again_by_another_worker(redis_url: st
     assert recovery_s < 40, recovery_s
     job = ContextJob.fetch(job_id, connection=connection, serializer=q.SERIALIZER)
     assert job.get_status() == JobStatus.FINISHED
-    assert job.retries_left == len(Settings().retry_intervals_s) - 1  # the kill used up one retry
+    assert job.retries_left == len(Settings().retry_intervals_s)  # a worker's death spends no retry...
+    assert job.meta[RECLAIMS] == 1  # ...it is counted on its own
     assert "reclaimed job " + job_id in (tmp_path / "second.log").read_text()
 
 
-def test_a_reclaimed_job_with_no_retries_left_ends_in_the_failed_registry(redis_url: str) -> None:
+def test_a_job_whose_worker_keeps_dying_ends_failed_once_its_reclaims_are_spent(redis_url: str) -> None:
     connection = redis.Redis.from_url(redis_url)
     queue = Queue(QUEUE, connection=connection, serializer=q.SERIALIZER, job_class=ContextJob)
-    job = queue.enqueue(q.CLASSIFY_JOB, kwargs={"batch": {"run": "r", "items": []}, "classifier": "slow"})
+    job = queue.enqueue(
+        q.CLASSIFY_JOB, kwargs={"batch": {"run": "r", "items": []}, "classifier": "slow"}, retry=Retry(max=3)
+    )
     dead = SimpleWorker([queue], connection=connection, serializer=q.SERIALIZER, job_class=ContextJob)
     dead.register_birth()
-    for requeued in (True, False):
+    for requeued in (True, True, False):  # max_reclaims=2: the third death makes it poison
         dequeued = queue.dequeue_any(
             [queue], None, connection=connection, job_class=ContextJob, serializer=q.SERIALIZER
         )
@@ -129,15 +135,74 @@ def test_a_reclaimed_job_with_no_retries_left_ends_in_the_failed_registry(redis_
         dead.prepare_execution(dequeued[0])
         dead.prepare_job_execution(dequeued[0])
         # Not yet expired: left alone.
-        assert reclaim(queue, expired_before=time.time()) == []
-        (found,) = reclaim(queue, expired_before=time.time() + 3600)
+        assert reclaim(queue, expired_before=time.time(), max_reclaims=2) == []
+        (found,) = reclaim(queue, expired_before=time.time() + 3600, max_reclaims=2)
         assert (found.job_id, found.worker, found.requeued) == (job.id, dead.name, requeued)
-        if requeued:  # no Retry at all: requeued, and from now on it has none left to spend
+        if requeued:  # back at the front, its retries untouched
             assert queue.job_ids == [job.id]
-            connection.hset(job.key, "retries_left", 0)
+            assert ContextJob.fetch(job.id, connection=connection, serializer=q.SERIALIZER).retries_left == 3
     assert job.get_status() == JobStatus.FAILED
     assert queue.failed_job_registry.get_job_ids() == [job.id]
     assert len(queue.started_job_registry) == 0
+    (listed,) = failed_jobs(connection, Settings())
+    assert listed.reason.startswith("AbandonedJobError: worker died 3 times while running this batch")
+    assert ContextJob.fetch(job.id, connection=connection, serializer=q.SERIALIZER).meta[RECLAIMS] == 3
+    # `chatlens requeue` gives it a fresh start: its worker deaths no longer count.
+    (moved,), _ = requeue(connection, Settings(), [job.id])
+    assert moved.job_id == job.id and queue.job_ids == [job.id]
+    assert RECLAIMS not in ContextJob.fetch(job.id, connection=connection, serializer=q.SERIALIZER).meta
+
+
+def test_a_worker_that_lost_redis_hands_its_batch_back_without_counting_a_death(redis_url: str) -> None:
+    connection = redis.Redis.from_url(redis_url)
+    queue = Queue(QUEUE, connection=connection, serializer=q.SERIALIZER, job_class=ContextJob)
+    job = queue.enqueue(q.CLASSIFY_JOB, kwargs={"batch": {"run": "r", "items": []}, "classifier": "slow"})
+    lost = SimpleWorker([queue], connection=connection, serializer=q.SERIALIZER, job_class=ContextJob)
+    dequeued = queue.dequeue_any(
+        [queue], None, connection=connection, job_class=ContextJob, serializer=q.SERIALIZER
+    )
+    assert dequeued is not None
+    lost.prepare_execution(dequeued[0])
+    lost.prepare_job_execution(dequeued[0])
+    (found,) = reclaim(queue, workers={lost.name}, max_reclaims=0)
+    assert found.requeued and queue.job_ids == [job.id]
+    assert ContextJob.fetch(job.id, connection=connection, serializer=q.SERIALIZER).meta[RECLAIMS] == 0
+
+
+def test_a_job_stranded_outside_every_queue_is_put_back_by_the_sweep_and_runs(
+    redis_url: str, tmp_path: Path
+) -> None:
+    produce(redis_url, tmp_path, "stranded", batches=2)
+    connection = redis.Redis.from_url(redis_url)
+    queue = Queue(QUEUE, connection=connection, serializer=q.SERIALIZER, job_class=ContextJob)
+    stranded, waiting = queue.job_ids
+    # What a worker's BLPOP does before Redis goes away: the id leaves the list, nothing else changes.
+    assert connection.lrem(queue.key, 1, stranded) == 1
+    assert ContextJob.fetch(stranded, connection=connection, serializer=q.SERIALIZER).get_status() == "queued"
+    settings = Settings(classifiers=["slow"], summarise=False, stranded_grace_s=0)
+    # First sweep: a suspect only (it could be between a dequeue and its start); the second puts it back.
+    assert sweep_stranded(connection, settings) == []
+    assert queue.job_ids == [waiting]
+    assert sweep_stranded(connection, settings) == [stranded]
+    assert queue.job_ids == [stranded, waiting]  # at the front
+    assert sweep_stranded(connection, settings) == []  # nothing twice
+    create_worker(settings, connection, [QUEUE]).work(burst=True)
+    assert connection.hlen(keys.results("stranded", "slow")) == 4
+    assert (
+        ContextJob.fetch(stranded, connection=connection, serializer=q.SERIALIZER).get_status() == "finished"
+    )
+
+
+def test_the_sweep_waits_out_its_grace_period(redis_url: str, tmp_path: Path) -> None:
+    produce(redis_url, tmp_path, "grace", batches=1)
+    connection = redis.Redis.from_url(redis_url)
+    queue = Queue(QUEUE, connection=connection, serializer=q.SERIALIZER, job_class=ContextJob)
+    (job_id,) = queue.job_ids
+    connection.lrem(queue.key, 1, job_id)
+    settings = Settings(classifiers=["slow"], summarise=False, stranded_grace_s=3600)
+    assert sweep_stranded(connection, settings) == []
+    assert sweep_stranded(connection, settings) == []  # seen twice, but not an hour apart
+    assert queue.job_ids == []
 
 
 def test_sigterm_lets_the_batch_finish_and_the_worker_exit_0(redis_url: str, tmp_path: Path) -> None:
