@@ -81,8 +81,15 @@ class Settings(BaseSettings):
     # execution_ttl_s (its worker was killed or lost Redis), any worker re-enqueues the job at its next
     # reclaim pass: a dead worker's batch is started again within about execution_ttl_s + reclaim_interval_s.
     heartbeat_interval_s: float = Field(5.0, gt=0)
-    execution_ttl_s: int = Field(30, ge=10)
-    reclaim_interval_s: float = Field(10.0, gt=0)
+    execution_ttl_s: int = Field(20, ge=10)
+    reclaim_interval_s: float = Field(5.0, gt=0)
+    # A worker's death is not its batch's fault (kill, OOM, a host going away): a reclaim does not spend a
+    # retry. A batch whose worker died max_reclaims + 1 times is poison and ends in the failed registry.
+    max_reclaims: int = Field(5, ge=0)
+    # Jobs left "queued" in no queue and no registry (a worker took one and lost Redis before it started
+    # it) are put back by a sweep every stranded_sweep_interval_s, once seen stranded for stranded_grace_s.
+    stranded_sweep_interval_s: float = Field(60.0, gt=0)
+    stranded_grace_s: float = Field(30.0, ge=0)
     redis_retry_max_s: float = Field(10.0, gt=0, description="longest wait between reconnect attempts")
 
     # Hugging Face classifiers (worker side): where and how they run
