@@ -9,6 +9,7 @@ import matplotlib
 
 matplotlib.use("Agg")  # workers and CI have no display
 import matplotlib.pyplot as plt
+from matplotlib.dates import date2num
 
 from chatlens.core.schemas import LastEval
 
@@ -16,7 +17,8 @@ from chatlens.core.schemas import LastEval
 def plot_trend(path: Path, evaluations: list[LastEval]) -> None:
     """`evaluations` oldest first; a regression night is marked with a red ring."""
     fig, ax = plt.subplots(figsize=(8, 4.5))
-    when = [e.evaluated_at for e in evaluations]
+    when = date2num([e.evaluated_at for e in evaluations])
+    ax.xaxis_date()
     series: dict[str, list[float | None]] = {}
     for i, e in enumerate(evaluations):
         points = {f"{m} macro-F1": f.get("macro_f1") for m, f in e.models.items()}
@@ -26,8 +28,8 @@ def plot_trend(path: Path, evaluations: list[LastEval]) -> None:
             series.setdefault(name, [None] * len(evaluations))[i] = value
     for name, values in sorted(series.items()):
         ax.plot(when, [float("nan") if v is None else v for v in values], marker="o", label=name)
-    flagged = [e.evaluated_at for e in evaluations if e.regression]
-    if flagged:
+    flagged = date2num([e.evaluated_at for e in evaluations if e.regression])
+    if len(flagged):
         ax.scatter(
             flagged, [0.0] * len(flagged), s=120, facecolors="none", edgecolors="red", label="regression"
         )

@@ -114,13 +114,20 @@ class RunStore:
                 f"produce the run again (`chatlens produce FILE --run {run}`)"
             ) from None
 
-    def latest_run(self) -> str | None:
-        # Runs whose keys expired still sit in the index; skip them.
+    def recent_runs(self, limit: int) -> list[str]:
+        """The newest runs first, at most `limit`; runs whose keys expired (still in the index) skipped."""
+        runs: list[str] = []
         for name in self.redis.zrevrange(keys.RUNS, 0, -1):
             run = _text(name)  # type: ignore[arg-type]  # redis-py types ZREVRANGE as if WITHSCORES could apply
             if self.redis.exists(keys.run_info(run)):
-                return run
-        return None
+                runs.append(run)
+                if len(runs) == limit:
+                    break
+        return runs
+
+    def latest_run(self) -> str | None:
+        newest = self.recent_runs(1)
+        return newest[0] if newest else None
 
     # -- worker side -----------------------------------------------------------------------------
     def write_results(

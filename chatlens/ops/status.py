@@ -178,17 +178,6 @@ def _eval_figures(record: LastEval) -> dict[str, Any]:
     }
 
 
-def recent_runs(connection: Redis, store: RunStore, limit: int) -> list[str]:
-    runs: list[str] = []
-    for name in connection.zrevrange(keys.RUNS, 0, -1):
-        run = _text(name)
-        if connection.exists(keys.run_info(run)):  # expired runs stay in the index
-            runs.append(run)
-            if len(runs) == limit:
-                break
-    return runs
-
-
 def gather_status(
     connection: Redis, settings: Settings, run: str | None = None, runs: int = 3, now: float | None = None
 ) -> dict[str, Any]:
@@ -198,7 +187,7 @@ def gather_status(
     workers = _workers(connection, now)
     for row in queue_rows:
         row["workers"] = sum(1 for w in workers if row["name"] in w["queues"])
-    names = [run] if run else recent_runs(connection, store, runs)
+    names = [run] if run else store.recent_runs(runs)
     return {
         "schema": SCHEMA_VERSION,
         "generated_at": datetime.fromtimestamp(now, UTC).isoformat(),
