@@ -25,7 +25,7 @@ from producer.enqueue import enqueue_messages, queues_without_workers, record_ru
 from producer.reader import Columns, read_messages
 from producer.rows import Format
 from producer.sampling import stratified_sample, stratified_split
-from producer.stream_cli import STDIN, produce_stream
+from producer.stream_cli import STDIN, Sample, produce_stream
 from producer.summaries import conversations, enqueue_summaries
 
 
@@ -72,8 +72,26 @@ def produce(
     }
     settings = settings.model_copy(update={k: v for k, v in overrides.items() if v is not None})
     columns = Columns(id_column, message_column, label_column)
-    if file == STDIN or follow or _streamed(file, settings, sample_frac, split):
-        produce_stream(settings, file, run, input_format, follow, columns, out_dir, redis_url)
+    if file == STDIN or follow or _streamed(file, settings, split, out_dir):
+        if not 0.0 < sample_frac <= 1.0:
+            raise ChatlensError(f"--sample-frac must be 0 < frac <= 1 (got {sample_frac}); 1 keeps every row")
+        if not 0.0 < test_frac < 1.0:
+            raise ChatlensError(f"--test-frac must be 0 < frac < 1 (got {test_frac}); 0.3 holds out 30%")
+        chosen = Sample(sample_frac, test_frac, seed, split.value)
+        sampled = sample_frac < 1.0 or split is not Split.all
+        if sampled and (file == STDIN or follow):
+            raise ChatlensError("--sample-frac/--split need the whole input: give a file, not a stream")
+        produce_stream(
+            settings,
+            file,
+            run,
+            input_format,
+            follow,
+            columns,
+            out_dir,
+            redis_url,
+            sample=chosen if sampled else None,
+        )
         return
     produce_file(
         settings,
@@ -89,10 +107,11 @@ def produce(
     )
 
 
-def _streamed(file: Path, settings: Settings, sample_frac: float, split: Split) -> bool:
-    """A large file without a sample or split is read in chunks (bounded memory); the same ids and
-    counts as a whole-file read, with the row-level checks (the file-level ones on its head only)."""
-    if sample_frac != 1.0 or split is not Split.all or not file.is_file():
+def _streamed(file: Path, settings: Settings, split: Split, out_dir: Path | None) -> bool:
+    """A large file is read in chunks (bounded memory; twice for a sample or split): the same ids,
+    counts and sample as a whole-file read, with the row-level checks (the file-level ones on its head
+    only). A split written out as CSVs (--out-dir) is read whole."""
+    if not file.is_file() or (split is not Split.all and out_dir is not None):
         return False
     return file.stat().st_size >= settings.stream_file_mb * 1024 * 1024
 

@@ -12,8 +12,10 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+import numpy as np
+
 from chatlens.core.schemas import Conversation, ProduceCounts, message_id
-from producer.cleaning import check_row
+from producer.cleaning import Reject, check_row
 from producer.flush import BatchWriter, Ready
 from producer.rejects import RejectsFile
 from producer.rows import RawRow
@@ -32,6 +34,44 @@ class StreamOptions:
     record_every_s: float = 5.0
 
 
+class RowRules:
+    """The cleaning rules of `clean`, one row at a time: position counters per conversation, the
+    fingerprints of the (conversation, message, label) rows seen, and what was dropped."""
+
+    def __init__(self, max_chars: int, on_reject: Callable[[Reject], None]) -> None:
+        self.max_chars, self.on_reject = max_chars, on_reject
+        self.positions: dict[object, int] = {}
+        self.seen: set[int] = set()
+        self.read = self.dropped_missing = self.dropped_duplicate = 0
+
+    def accept(self, raw: RawRow) -> Ready | None:
+        row, cid, message, label, problem = raw
+        self.read += 1
+        key = cid if cid is None or type(cid) is str else repr(cid)
+        position = self.positions.get(key, 0)
+        self.positions[key] = position + 1
+        missing, canonical, reject = check_row(row, cid, message, label, problem, self.max_chars)
+        if missing:
+            self.dropped_missing += 1
+            return None
+        if reject is not None:
+            self.on_reject(reject)
+            return None
+        fingerprint = hash((cid, message, canonical))
+        if fingerprint in self.seen:
+            self.dropped_duplicate += 1
+            return None
+        self.seen.add(fingerprint)
+        # check_row passed: the id and the message are str
+        return message_id(cid, position, message), cid, position, message, canonical  # type: ignore[arg-type, return-value]
+
+
+def clean_labels(rows: Iterable[RawRow], max_chars: int) -> list[str | None]:
+    """The labels of the rows `RowRules` keeps, in order: the first pass of a sample or split."""
+    rules = RowRules(max_chars, lambda reject: None)
+    return [ready[4] for raw in rows if (ready := rules.accept(raw)) is not None]
+
+
 class Ingest:
     def __init__(
         self,
@@ -40,6 +80,7 @@ class Ingest:
         rejects: RejectsFile,
         on_record: Callable[[], None] = lambda: None,
         clock: Callable[[], float] = time.monotonic,
+        keep: np.ndarray | None = None,
     ) -> None:
         self.writer, self.options, self.rejects, self.on_record, self.clock = (
             writer,
@@ -50,10 +91,11 @@ class Ingest:
         )
         self.run = writer.run
         self.group_size = writer.settings.batch_size * BATCHES_PER_FLUSH
-        self.positions: dict[object, int] = {}
-        self.seen: set[int] = set()
+        self.rules = RowRules(options.max_chars, rejects.add)
+        # --sample-frac / --split on a file read twice: which clean rows (in file order) are enqueued.
+        self.keep = keep
+        self.clean_rows = self.not_selected = 0
         self.pending: list[Ready] = []
-        self.read = self.dropped_missing = self.dropped_duplicate = 0
         now = clock()
         self.oldest_pending = now
         self.last_record = now
@@ -70,31 +112,23 @@ class Ingest:
             self.add(raw)
 
     def add(self, raw: RawRow) -> None:
-        row, cid, message, label, problem = raw
-        self.read += 1
-        key = cid if cid is None or type(cid) is str else repr(cid)
-        position = self.positions.get(key, 0)
-        self.positions[key] = position + 1
-        missing, canonical, reject = check_row(row, cid, message, label, problem, self.options.max_chars)
-        if missing:
-            self.dropped_missing += 1
+        ready = self.rules.accept(raw)
+        if ready is None:
             return
-        if reject is not None:
-            self.rejects.add(reject)
-            return
-        fingerprint = hash((cid, message, canonical))
-        if fingerprint in self.seen:
-            self.dropped_duplicate += 1
-            return
-        self.seen.add(fingerprint)
-        mid = message_id(cid, position, message)  # type: ignore[arg-type]  # check_row passed: both are str
+        if self.keep is not None:
+            chosen = self.keep[self.clean_rows]
+            self.clean_rows += 1
+            if not chosen:
+                self.not_selected += 1
+                return
+        mid, cid, position, message, _ = ready
         if not self.pending:
             self.oldest_pending = self.clock()
-        self.pending.append((mid, cid, position, message, canonical))  # type: ignore[arg-type]  # as above
+        self.pending.append(ready)
         if self.options.summarise:
-            self.open_turns.setdefault(cid, []).append((position, mid, message))  # type: ignore[arg-type, index]
-            self.last_seen.pop(cid, None)  # type: ignore[arg-type]
-            self.last_seen[cid] = 0.0  # type: ignore[index]  # stamped at the flush that stores it
+            self.open_turns.setdefault(cid, []).append((position, mid, message))
+            self.last_seen.pop(cid, None)
+            self.last_seen[cid] = 0.0  # stamped at the flush that stores it
         if len(self.pending) >= self.group_size:
             self.flush()
 
@@ -138,10 +172,11 @@ class Ingest:
         self.rejects.close()
         totals = self.writer.totals
         return ProduceCounts(
-            read=self.read,
-            dropped_missing=self.dropped_missing,
-            dropped_duplicate=self.dropped_duplicate,
+            read=self.rules.read,
+            dropped_missing=self.rules.dropped_missing,
+            dropped_duplicate=self.rules.dropped_duplicate,
             rejected=self.rejects.count,
+            not_selected=self.not_selected,
             enqueued=totals.enqueued,
             already_present=totals.already_present,
             batches=totals.batches,

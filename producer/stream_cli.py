@@ -6,6 +6,7 @@ import signal
 import sys
 import threading
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 from typing import BinaryIO
@@ -23,10 +24,21 @@ from producer.flush import BatchWriter
 from producer.reader import Columns, _looks_utf16
 from producer.rejects import RejectsFile
 from producer.rows import Format, RawRow, csv_rows, format_of, jsonl_rows, parquet_rows
+from producer.sampling import selection
 from producer.sources import END, Feed, follow_feed, stdin_feed
-from producer.stream import Ingest, StreamOptions
+from producer.stream import Ingest, StreamOptions, clean_labels
 
 STDIN = Path("-")
+
+
+@dataclass(frozen=True)
+class Sample:
+    sample_frac: float
+    test_frac: float
+    seed: int
+    split: str  # all, train or test
+
+
 _TICK_EVERY_ROWS = 4_096
 
 
@@ -41,6 +53,7 @@ def produce_stream(
     redis_url: str | None = None,
     stdin: BinaryIO | None = None,
     stop: threading.Event | None = None,
+    sample: Sample | None = None,
 ) -> ProduceCounts:
     """Read until the input ends (or, with `follow`, until `stop` is set / SIGINT / SIGTERM), flushing
     micro-batches as they fill or age; prints the usual one-line count."""
@@ -58,6 +71,19 @@ def produce_stream(
     if file != STDIN:
         fmt = fmt or format_of(file)
         rows = None if follow else _file_rows(file, fmt, columns)
+    keep = None
+    if sample is not None and rows is not None:
+        # Two passes: the first keeps only each clean row's label, so the sample and split are those a
+        # whole-file produce takes with the same seed; the second enqueues the rows chosen.
+        labels = clean_labels(rows, settings.max_message_chars)
+        keep = selection(labels, sample.sample_frac, sample.test_frac, sample.seed, sample.split)
+        if labels and not keep.any():
+            raise ChatlensError(
+                f"--sample-frac {sample.sample_frac} / --split {sample.split} --test-frac {sample.test_frac} "
+                f"select none of the {len(labels)} clean rows of {file}; "
+                "raise the fraction (nothing was written)"
+            )
+        rows = _file_rows(file, fmt, columns)
     connection = connect_settings(settings, redis_url)
 
     writer = BatchWriter(
@@ -80,6 +106,7 @@ def produce_stream(
         options,
         rejects,
         on_record=lambda: record_run(connection, settings.result_ttl_s, run, source, settings.classifiers),
+        keep=keep,
     )
     stop = stop or threading.Event()
     with _stop_on_signals(stop):
@@ -100,7 +127,7 @@ def produce_stream(
     out.print(
         f"read {counts.read} / dropped-missing {counts.dropped_missing} / "
         f"dropped-duplicate {counts.dropped_duplicate} / rejected {counts.rejected} / "
-        f"not-selected 0 / enqueued {counts.enqueued} / "
+        f"not-selected {counts.not_selected} / enqueued {counts.enqueued} / "
         f"already-present {counts.already_present}  ({counts.batches} batches) / "
         f"conversations-to-summarise {counts.conversations}",
         highlight=False,

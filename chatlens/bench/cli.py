@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import typer
@@ -24,22 +25,35 @@ def bench(
     redis_url: str | None = typer.Option(None, help="use this Redis [default: a private redis-server]"),
     repeat: int = typer.Option(3, min=1, help="interleaved rounds; the best of each is reported"),
     backend: str = typer.Option(
-        "default", help="default: bare vs pipeline vs seed-style; zeroshot or emotion: variants at full size"
+        "default",
+        help="default: bare vs pipeline vs seed-style, 2 workers vs 1, producer; zeroshot or emotion: "
+        "variants at full size; producer: the producer figures alone",
     ),
+    scaling: bool = typer.Option(True, help="also time 2 workers x 1 thread against 1 worker x 1 thread"),
+    producer_messages: int = typer.Option(200_000, min=1_000, help="messages the producer figures use"),
 ) -> None:
     """Messages/s: the default model three ways, or an HF backend with and without sdpa/int8/sorting."""
     from chatlens.bench.pipeline import load_texts, run_bench, save
 
     settings = get_settings()
     if backend == "default":
-        result = run_bench(settings, file, messages, threads, redis_url, repeat)
+        result = run_bench(settings, file, messages, threads, redis_url, repeat, scaling, producer_messages)
+    elif backend == "producer":
+        from chatlens.bench.producer import run_producer_bench
+        from chatlens.core.connection import private_redis
+
+        with private_redis() as url:
+            result = run_producer_bench(settings, url, load_texts(file, 5_000), producer_messages, repeat)
     elif backend in ("zeroshot", "emotion"):
         from chatlens.bench.backends import run_backend_bench
 
         texts = load_texts(file, messages)
         result = run_backend_bench(settings, backend, texts, threads)
     else:
-        raise ChatlensError(f"--backend {backend!r}: use default, zeroshot or emotion")
-    save(result, json_file)
+        raise ChatlensError(f"--backend {backend!r}: use default, zeroshot, emotion or producer")
+    if json_file is not None and backend == "producer":
+        json_file.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    else:
+        save(result, json_file)
     for key, value in result.items():
         out.print(f"{key:>30}  {value}", highlight=False, soft_wrap=True)

@@ -123,19 +123,40 @@ class PipelineWorker:
 
 
 @contextmanager
-def pipeline_worker(settings: Settings, url: str, threads: int) -> Iterator[PipelineWorker]:
-    """Start one worker process and wait for its model before anything is timed."""
+def pipeline_worker(settings: Settings, url: str, threads: int, count: int = 1) -> Iterator[PipelineWorker]:
+    """Start `count` worker processes and wait for their models before anything is timed (the harness
+    watches the first; all of them serve the queue)."""
     env = {**os.environ, "CHATLENS_REDIS_URL": url, "CHATLENS_CLASSIFIERS": "default"}
     command = [sys.executable, "-m", "worker", "--queue", queues.classify_queue("default")]
-    worker = subprocess.Popen([*command, "--threads", str(threads), "--log-level", "WARNING"], env=env)
+    workers = [
+        subprocess.Popen([*command, "--threads", str(threads), "--log-level", "WARNING"], env=env)
+        for _ in range(count)
+    ]
     try:
-        harness = PipelineWorker(settings, url, worker)
-        loaded = lambda: bool(harness.connection.hexists(keys.MODEL_LOADS, harness.load_key))  # noqa: E731
-        _wait(loaded, worker, "the worker to load its model")
-        yield harness
+        for worker in workers:
+            harness = PipelineWorker(settings, url, worker)
+            loaded = lambda: bool(harness.connection.hexists(keys.MODEL_LOADS, harness.load_key))  # noqa: E731, B023
+            _wait(loaded, worker, "the worker to load its model")
+        yield PipelineWorker(settings, url, workers[0])
     finally:
-        worker.terminate()
-        worker.wait(30)
+        for worker in workers:
+            worker.terminate()
+        for worker in workers:
+            worker.wait(30)
+
+
+def scaling(settings: Settings, url: str, texts: list[str], repeat: int) -> dict:
+    """2 workers x 1 thread against 1 worker x 1 thread on the same messages: best of `repeat` each."""
+    rates: dict[int, list[float]] = {}
+    for count in (1, 2):
+        with pipeline_worker(settings, url, threads=1, count=count) as harness:
+            rates[count] = [harness.measure(texts)["rate"] for _ in range(repeat)]
+    one, two = max(rates[1]), max(rates[2])
+    return {
+        "one_worker_1_thread_msgs_per_s": round(one, 1),
+        "two_workers_1_thread_msgs_per_s": round(two, 1),
+        "two_workers_over_one": round(two / one, 3),
+    }
 
 
 def _wait(condition: Callable[[], bool], worker: subprocess.Popen, what: str, timeout: float = 1800) -> None:
@@ -150,7 +171,14 @@ def _wait(condition: Callable[[], bool], worker: subprocess.Popen, what: str, ti
 
 
 def run_bench(
-    settings: Settings, file: Path, count: int, threads: int, redis_url: str | None, repeat: int = 3
+    settings: Settings,
+    file: Path,
+    count: int,
+    threads: int,
+    redis_url: str | None,
+    repeat: int = 3,
+    with_scaling: bool = True,
+    producer_messages: int = 200_000,
 ) -> dict:
     """Best of `repeat` interleaved rounds: a shared 2-core VM drifts by +-10 % between minutes."""
     torch.set_num_threads(threads)
@@ -170,6 +198,14 @@ def run_bench(
             rate, labels["seed_style"] = seed_style_rate(classifier, texts)
             rates["seed_style"].append(rate)
         stats = harness.stats()
+    if with_scaling:
+        with ExitStack() as stack:
+            url = redis_url or stack.enter_context(private_redis())
+            scaled = scaling(settings, url, texts, repeat)
+    with private_redis() as private:  # the producer figures empty their Redis: always a private one
+        from chatlens.bench.producer import run_producer_bench
+
+        produced = run_producer_bench(settings, private, texts, producer_messages)
     best = {name: max(values) for name, values in rates.items()}
     return {
         "messages": len(texts),
@@ -188,6 +224,8 @@ def run_bench(
         # The same labels three ways is the check that all three computed the same model.
         "agreement_pipeline_vs_bare": _agreement(labels["pipeline"], labels["bare"]),
         "agreement_seed_style_vs_bare": _agreement(labels["seed_style"], labels["bare"]),
+        **(scaled if with_scaling else {}),
+        **produced,
     }
 
 

@@ -259,3 +259,27 @@ def test_follow_reads_a_growing_file_through_rotation_and_stops_cleanly(
     assert not thread.is_alive()
     counts = done[0]
     assert (counts.read, counts.enqueued) == (3, 3)  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    "flags", [["--sample-frac", "0.5"], ["--split", "test"], ["--sample-frac", "0.6", "--split", "train"]]
+)
+def test_a_file_read_twice_takes_the_sample_and_split_of_a_whole_file_read(
+    fake: redis.Redis, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, flags: list[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    labels = ["Happy", "Sad", "Neutral", ""]
+    rows = [
+        {"conversation_id": str(i % 13), "message": f"message {i % 170}", "sentiment": labels[i % 4]}
+        for i in range(200)
+    ]
+    path = tmp_path / "m.jsonl"
+    path.write_text(jsonl(rows))
+    base = ["--redis-url", FAKE_URL, "--seed", "3", *flags]
+    whole = runner.invoke(app, ["produce", str(path), "--run", "w", *base])
+    monkeypatch.setenv("CHATLENS_STREAM_FILE_MB", "0")
+    twice = runner.invoke(app, ["produce", str(path), "--run", "t", *base])
+    assert whole.exit_code == 0 and twice.exit_code == 0, whole.output + twice.output
+    assert counts_line(whole.output) == counts_line(twice.output)
+    assert "not-selected 0" not in twice.output
+    assert stored(fake, "w") == stored(fake, "t")
