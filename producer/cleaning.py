@@ -14,6 +14,7 @@ import pandas as pd
 from chatlens.core.labels import LABELS
 
 _CANONICAL_LABELS = {label.casefold(): label for label in LABELS}
+_EXACT_LABELS = frozenset(LABELS)
 
 
 @dataclass(frozen=True)
@@ -88,6 +89,19 @@ def check_row(
 ) -> tuple[bool, str | None, Reject | None]:
     """One row by the rules of `clean`: (missing, canonical label, reject). A stream applies it row by
     row; `clean` applies the same checks to a whole frame."""
+    if (  # the common row, decided without the general checks below (they give the same answer)
+        problem is None
+        and type(message) is str
+        and type(conversation_id) is str
+        and len(message) <= max_chars
+        and (label is None or label in _EXACT_LABELS)
+        and message.strip()
+        and "\x00" not in message
+        and "\x00" not in conversation_id
+        and _UNDECODABLE.search(message) is None
+        and _UNDECODABLE.search(conversation_id) is None
+    ):
+        return False, label, None
     if problem is None and _is_missing(message):
         return True, None, None
     found = ("row", problem) if problem is not None else _row_problem(conversation_id, message, max_chars)
