@@ -127,7 +127,13 @@ def _chain(first: str, rest: Iterator[str]) -> Iterator[str]:
 
 def stdin_feed(stream: BinaryIO, fmt: Format | None, columns: Columns) -> Feed:
     feed = Feed()
-    read1 = getattr(stream, "read1", stream.read)
+    try:
+        # The descriptor, not the buffered reader: a thread blocked in BufferedReader.read1 holds its
+        # lock, and the interpreter aborts at exit (after Ctrl-C / SIGTERM) waiting for it.
+        fd = stream.fileno()
+        read1 = lambda size: os.read(fd, size)  # noqa: E731
+    except (AttributeError, OSError, ValueError):  # an in-memory stream (tests)
+        read1 = getattr(stream, "read1", stream.read)
 
     def target() -> None:
         lines = _lines(lambda: read1(_CHUNK), feed._handoff)

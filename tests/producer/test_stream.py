@@ -283,3 +283,30 @@ def test_a_file_read_twice_takes_the_sample_and_split_of_a_whole_file_read(
     assert counts_line(whole.output) == counts_line(twice.output)
     assert "not-selected 0" not in twice.output
     assert stored(fake, "w") == stored(fake, "t")
+
+
+@pytest.mark.slow
+def test_sigterm_flushes_what_was_read_and_prints_the_count(redis_url: str, tmp_path: Path) -> None:
+    import signal
+
+    env = subprocess_env(CHATLENS_REDIS_URL=redis_url, CHATLENS_SUMMARISE="false")
+    producer = subprocess.Popen(
+        [sys.executable, "-m", "chatlens.cli.app", "produce", "-", "--run", "term", "--flush-ms", "600000"],
+        env=env,
+        cwd=tmp_path,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert producer.stdin is not None and producer.stdout is not None
+    producer.stdin.write(jsonl(ROWS[:2]))
+    producer.stdin.flush()
+    connection = redis.Redis.from_url(redis_url)
+    time.sleep(15)  # started and read the two rows; a flush by time is 10 minutes away
+    assert connection.hlen(keys.messages("term")) == 0
+    producer.send_signal(signal.SIGTERM)
+    assert producer.wait(60) == 0, producer.stderr.read() if producer.stderr else ""
+    out = producer.stdout.read()
+    assert "read 2 / " in out and "enqueued 2" in out and "Traceback" not in out
+    assert connection.hlen(keys.messages("term")) == 2
