@@ -55,7 +55,7 @@ class Settings(BaseSettings):
         30.0, gt=0, description="a conversation quiet this long in a stream is summarised (again if it grows)"
     )
     # 2,000 jobs of 64 messages is ~128k messages: about 3.5 min for two workers at ~300 msg/s each,
-    # and about 100 MB of Redis (README "Redis memory"): enough to keep workers busy, bounded in memory.
+    # and about 15 MB of Redis for the jobs (README "Redis memory"): workers kept busy, memory bounded.
     max_queued: int = Field(2_000, ge=1, description="the producer waits while a queue holds this many jobs")
     stream_file_mb: float = Field(
         64.0, ge=0, description="files this large are read in chunks (no --sample-frac/--split on them)"
