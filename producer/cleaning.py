@@ -110,7 +110,7 @@ def check_row(
     if found is None:
         return False, canonical, None
     shown_id = conversation_id if conversation_id is None else _printable(conversation_id)
-    return False, None, Reject(row, found[0], found[1], shown_id, _printable(message))  # type: ignore[arg-type]  # shown_id is None or str here
+    return False, None, Reject(row, found[0], found[1], shown_id, _printable(message))
 
 
 def _is_missing(value: object) -> bool:

@@ -7,7 +7,7 @@ import csv
 import os
 import tempfile
 from pathlib import Path
-from typing import TextIO
+from typing import IO, Any
 
 from producer.cleaning import Reject
 
@@ -17,8 +17,8 @@ class RejectsFile:
         self.path = path
         self.count = 0
         self.first: Reject | None = None
-        self._handle: TextIO | None = None
-        self._writer: csv.DictWriter | None = None
+        self._handle: IO[str] | None = None
+        self._writer: Any = None  # a csv writer (its type is private to the csv module)
 
     def add(self, reject: Reject) -> None:
         if self._handle is None:
@@ -26,11 +26,11 @@ class RejectsFile:
             self._handle = tempfile.NamedTemporaryFile(  # noqa: SIM115  # closed in close()
                 "w", newline="", encoding="utf-8", dir=self.path.parent, delete=False, suffix=".tmp"
             )
-            self._writer = csv.writer(self._handle)  # type: ignore[assignment]
-            self._writer.writerow(["row", "field", "reason", "conversation_id", "message"])  # type: ignore[attr-defined]
+            self._writer = csv.writer(self._handle)
+            self._writer.writerow(["row", "field", "reason", "conversation_id", "message"])
             self.first = reject
         self.count += 1
-        self._writer.writerow(  # type: ignore[union-attr]
+        self._writer.writerow(
             [reject.row, reject.field, reject.reason, reject.conversation_id or "", reject.message]
         )
 

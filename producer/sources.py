@@ -54,7 +54,7 @@ class Feed:
 
     def drain(self) -> list[list[RawRow]]:
         """What the thread has read and not yet handed over: flushed on Ctrl-C / SIGTERM."""
-        lists = []
+        lists: list[list[RawRow]] = []
         while True:
             try:
                 item = self.queue.get_nowait()

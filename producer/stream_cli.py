@@ -101,11 +101,15 @@ def produce_stream(
     )
     source = "stdin" if file == STDIN else str(file)
     rejects = RejectsFile((out_dir or Path.cwd()) / f"chatlens-rejects-{run}.csv")
+
+    def _record() -> None:
+        record_run(connection, settings.result_ttl_s, run, source, settings.classifiers)
+
     ingest = Ingest(
         writer,
         options,
         rejects,
-        on_record=lambda: record_run(connection, settings.result_ttl_s, run, source, settings.classifiers),
+        on_record=_record,
         keep=keep,
     )
     stop = stop or threading.Event()

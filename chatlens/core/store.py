@@ -197,18 +197,19 @@ class RunStore:
 
     def _record_chunks(self, key: str, model: type[R]) -> Iterator[list[tuple[str, R]]]:
         """The hash's valid records, a scan chunk at a time (bounded memory for a hash of any size)."""
-        cursor: int | bytes = 0
+        cursor = 0
         while True:
-            cursor, chunk = self.redis.hscan(key, cursor=cursor, count=_SCAN_CHUNK)  # type: ignore[misc]  # sync client
+            cursor, chunk = self.redis.hscan(key, cursor=cursor, count=_SCAN_CHUNK)
+            items: dict = chunk  # type: ignore[assignment]  # field -> value, as HSCAN gives them
             found: list[tuple[str, R]] = []
-            for field, raw in chunk.items():
+            for field, raw in items.items():
                 try:
                     found.append((_text(field), model.model_validate_json(raw)))
                 except ValidationError as exc:
                     self.corrupt.append(CorruptRecord(key, _text(field), _first_problem(exc)))
             if found:
                 yield found
-            if not cursor or cursor == b"0":
+            if not int(cursor):
                 return
 
     def message_chunks(self, run: str) -> Iterator[list[tuple[str, Message]]]:
@@ -236,7 +237,7 @@ class RunStore:
                 if raw is None:
                     continue
                 try:
-                    found[field] = model.model_validate_json(raw)  # type: ignore[arg-type]  # bytes from the sync client
+                    found[field] = model.model_validate_json(raw)
                 except ValidationError as exc:
                     # Messages: counted by the scan that met them (`_record_chunks`), not twice.
                     if note_corrupt:
