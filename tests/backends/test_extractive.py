@@ -150,7 +150,8 @@ def test_the_model_is_loaded_once_in_the_constructor(monkeypatch: pytest.MonkeyP
 
     monkeypatch.setattr(chatlens.backends.encoder, "load_pretrained", counting_load)
     chatlens.backends.encoder.shared_encoder.cache_clear()
-    built = ExtractiveSummariser.from_settings(Settings(summary_sentences=2, summary_words=30))
+    settings = Settings(summary_sentences=2, summary_words=30)
+    built = ExtractiveSummariser.from_settings(settings)
     assert sorted(loads) == ["AutoModel", "AutoTokenizer"]
     for _ in range(3):
         assert len(split_sentences(built.summarise(TURNS).text)) <= 2
@@ -158,7 +159,8 @@ def test_the_model_is_loaded_once_in_the_constructor(monkeypatch: pytest.MonkeyP
     assert (built.backend, built.model_id) == ("extractive", BUNDLED_ENCODER_ID)
     assert (built.selection.max_sentences, built.selection.max_words) == (2, 30)
     # A worker that also serves the default classifier reads the same encoder: no second load.
-    assert MiniLMClassifier(max_length=256).encoder is built.encoder and len(loads) == 2
+    classifier = MiniLMClassifier(max_length=256, models_dir=settings.models_dir)
+    assert classifier.encoder is built.encoder and len(loads) == 2
 
 
 @pytest.mark.skipif(
@@ -173,3 +175,31 @@ def test_the_default_scores_well_against_llama_references(encoder: SentenceEncod
     # BART; the bound leaves room for numeric drift across torch builds, not for a worse method.
     assert scores["rougeL"] > score_summaries(bart, references, sources)["rougeL"] + 0.01
     assert scores["rougeL"] >= 0.195
+
+
+def test_summarise_many_gives_what_summarise_gives(encoder: SentenceEncoder) -> None:
+    conversations = [TURNS, TURNS[:3], [], TURNS[2:]]
+    one_by_one = [summariser(encoder).summarise(turns) for turns in conversations]
+    assert summariser(encoder).summarise_many(conversations) == one_by_one
+
+
+def test_a_grown_conversation_embeds_only_its_new_sentences(encoder: SentenceEncoder) -> None:
+    cached = summariser(encoder)
+    first = cached.summarise(TURNS[:4])
+    after_first = cached.encoded
+    assert after_first > 0
+    grown = cached.summarise(TURNS)
+    new = [s for s in cached._candidates([s for t in TURNS for s in split_sentences(t)])]
+    assert cached.encoded - after_first < len(new)  # the first four turns' sentences came from the cache
+    assert grown == summariser(encoder).summarise(TURNS)  # and the summary is what a fresh one writes
+    assert first == summariser(encoder).summarise(TURNS[:4])
+
+
+def test_the_cache_is_bounded(encoder: SentenceEncoder) -> None:
+    small = ExtractiveSummariser(encoder, cache_sentences=3)
+    small.summarise(TURNS)
+    assert len(small._cache) == 3
+    uncached = ExtractiveSummariser(encoder, cache_sentences=0)
+    uncached.summarise(TURNS)
+    uncached.summarise(TURNS)
+    assert len(uncached._cache) == 0 and uncached.encoded == 2 * small.encoded

@@ -4,11 +4,17 @@ Each sentence is embedded with the bundled MiniLM (the encoder the default class
 by how close it lies to the conversation's centroid plus a few priors, and the best sentences up to a word
 budget are returned in conversation order. The defaults were chosen by measurement against Llama-3-8B
 reference summaries (`python -m chatlens.bench.summary_methods`, figures in its docstring).
+
+Embeddings are kept per sentence text in a bounded LRU cache: a conversation summarised again as it grows
+(streaming, or a file produced again with more turns) embeds only its new sentences, and sentences that
+recur across conversations ("It was nice chatting with you.") are embedded once per process.
+`summarise_many` embeds the new sentences of several conversations in one length-sorted pass.
 """
 
 from __future__ import annotations
 
 import re
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -65,6 +71,10 @@ class Selection:
     trim_openers: bool = True  # cut chat openers and fact introducers from the chosen sentences
 
 
+# Sentence embeddings kept per process: 384 floats each for MiniLM, so ~30 MB when full.
+CACHE_SENTENCES = 20_000
+
+
 class ExtractiveSummariser:
     backend = "extractive"
 
@@ -75,6 +85,7 @@ class ExtractiveSummariser:
         batch_size: int = 32,
         max_length: int = 256,
         int8: bool = False,
+        cache_sentences: int = CACHE_SENTENCES,
     ) -> None:
         # A loaded encoder may be shared (the measurement script compares settings on one model); a source
         # (HF id or dir, None = bundled MiniLM) is loaded here, once, never per call.
@@ -83,6 +94,9 @@ class ExtractiveSummariser:
         self.encoder = encoder
         self.model_id = encoder.model_id
         self.selection = selection or Selection()
+        self.cache_sentences = cache_sentences
+        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self.encoded = 0  # sentences run through the encoder (cache misses), for the speed figures
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ExtractiveSummariser:
@@ -92,18 +106,53 @@ class ExtractiveSummariser:
             max_length=settings.max_length,
             batch_size=settings.inference_batch_size,
             int8=settings.quantize_int8,
+            # The classifier's factory passes it too: the same arguments are the same cached encoder.
+            models_dir=settings.models_dir,
         )
         return cls(
             encoder, Selection(max_sentences=settings.summary_sentences, max_words=settings.summary_words)
         )
 
     def summarise(self, turns: Sequence[str]) -> SummaryText:
-        sentences = [s for turn in turns for s in split_sentences(" ".join(turn.split()))]
-        candidates = self._candidates(sentences)
+        return self.summarise_many([turns])[0]
+
+    def summarise_many(self, conversations: Sequence[Sequence[str]]) -> list[SummaryText]:
+        """One summary per conversation, the same as `summarise` gives; the sentences not yet cached are
+        embedded together, in one length-sorted pass of full batches."""
+        plans: list[tuple[list[str], list[int]]] = []
+        for turns in conversations:
+            sentences = [s for turn in turns for s in split_sentences(" ".join(turn.split()))]
+            plans.append((sentences, self._candidates(sentences)))
+        vectors = self._embed([sentences[i] for sentences, candidates in plans for i in candidates])
+        return [self._summary(sentences, candidates, vectors) for sentences, candidates in plans]
+
+    def _embed(self, texts: list[str]) -> dict[str, np.ndarray]:
+        """Each distinct text's embedding, from the cache or (once) from the encoder."""
+        found: dict[str, np.ndarray] = {}
+        missing: list[str] = []
+        for text in dict.fromkeys(texts):
+            vector = self._cache.get(text)
+            if vector is None:
+                missing.append(text)
+            else:
+                self._cache.move_to_end(text)
+                found[text] = vector
+        if missing:
+            self.encoded += len(missing)
+            for text, vector in zip(missing, self.encoder.encode(missing), strict=True):
+                found[text] = vector
+                self._cache[text] = vector
+        while len(self._cache) > self.cache_sentences:
+            self._cache.popitem(last=False)
+        return found
+
+    def _summary(
+        self, sentences: list[str], candidates: list[int], vectors: dict[str, np.ndarray]
+    ) -> SummaryText:
         if not candidates:
             return SummaryText("", 0, 0, 1)
         texts = [sentences[i] for i in candidates]
-        embeddings = self.encoder.encode(texts)
+        embeddings = np.stack([vectors[t] for t in texts])
         chosen = self._choose(texts, candidates, embeddings, len(sentences))
         picked = [sentences[candidates[i]] for i in sorted(chosen)]
         if self.selection.trim_openers:
