@@ -122,6 +122,11 @@ def produce_stream(
                     if stop.is_set():
                         break
         else:
+            err.print(
+                f"reading {source}; Ctrl-C or SIGTERM flushes what was read and stops",
+                highlight=False,
+                soft_wrap=True,
+            )
             if file == STDIN:
                 feed = stdin_feed(stdin or sys.stdin.buffer, fmt, columns)
             else:

@@ -303,7 +303,11 @@ def test_sigterm_flushes_what_was_read_and_prints_the_count(redis_url: str, tmp_
     producer.stdin.write(jsonl(ROWS[:2]))
     producer.stdin.flush()
     connection = redis.Redis.from_url(redis_url)
-    time.sleep(15)  # started and read the two rows; a flush by time is 10 minutes away
+    # Its first line says it is reading, its signal handlers in place (imports can take 15 s on a busy
+    # machine). A flush by time is 10 minutes away: nothing is stored before the signal.
+    assert producer.stderr is not None
+    assert producer.stderr.readline().startswith("reading stdin")
+    time.sleep(1)
     assert connection.hlen(keys.messages("term")) == 0
     producer.send_signal(signal.SIGTERM)
     assert producer.wait(60) == 0, producer.stderr.read() if producer.stderr else ""
