@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import os
-import resource
+import re
 import subprocess
 import sys
 import tempfile
@@ -77,12 +77,18 @@ def produce_peak_rss_mb(url: str, path: Path) -> float:
     }
     run = f"bench-rss-{time.time_ns()}"
     command = [sys.executable, "-m", "chatlens.cli.app", "produce", str(path), "--run", run]
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    subprocess.run(command, env=env, check=True, capture_output=True, cwd=tempfile.gettempdir())
-    peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    if peak_kb <= before:
-        # RUSAGE_CHILDREN keeps the largest child so far: an earlier, larger one (a worker) hides this one.
-        return float("nan")
+    # GNU time reports the process's own peak. getrusage(RUSAGE_CHILDREN) does not do here: a child
+    # forked from this process (torch loaded, ~500 MB) is charged this process's pages until it execs.
+    done = subprocess.run(
+        ["/usr/bin/time", "-v", *command],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=tempfile.gettempdir(),
+    )
+    found = re.search(r"Maximum resident set size \(kbytes\): (\d+)", done.stderr)
+    peak_kb = int(found.group(1)) if found else float("nan")
     from chatlens.core.connection import connect
 
     _clear_queues(connect(url))
