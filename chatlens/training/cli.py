@@ -9,12 +9,15 @@ import typer
 from rich.progress import TaskID
 
 from chatlens.core.console import out, progress_bar, user_errors
+from chatlens.core.errors import ChatlensError
 from chatlens.core.settings import get_settings
 
 
 @user_errors
 def train(
-    train_file: Path = typer.Option(..., "--train", help="labelled CSV, JSONL or Parquet file"),
+    train_files: list[Path] = typer.Option(
+        ..., "--train", help="labelled CSV, JSONL or Parquet file; repeat to train on several"
+    ),
     out_dir: Path = typer.Option(
         ...,
         "--out",
@@ -29,6 +32,13 @@ def train(
     val_frac: float | None = typer.Option(None, min=0.01, max=0.5, help="[default: 0.15]"),
     seed: int | None = typer.Option(None, help="[default: 0]"),
     threads: int | None = typer.Option(None, min=1, help="torch threads"),
+    encoder: str | None = typer.Option(
+        None, help="head: catalog name (chatlens models list), HF id or dir [default: CHATLENS_ENCODER_PATH]"
+    ),
+    cap_per_class: int | None = typer.Option(
+        None, min=1, help="head: at most N rows per label (rarer labels kept whole), weighted back"
+    ),
+    cache_dir: Path | None = typer.Option(None, help="head: cache encoder features here (resumable)"),
     finetune: bool = typer.Option(
         False, "--finetune", help="fine-tune the encoder end to end, log to MLflow"
     ),
@@ -51,6 +61,10 @@ def train(
     if finetune:
         from chatlens.training.finetune import FineTuneOptions
 
+        if len(train_files) != 1:
+            raise ChatlensError("--finetune takes one --train file; concatenate them, or train a head")
+        train_file = train_files[0]
+
         options_ft = FineTuneOptions(
             train_file=train_file, out_dir=out_dir,
             base=base, epochs=epochs or 4, lr=lr, batch_size=batch_size, max_length=max_length,
@@ -68,10 +82,13 @@ def train(
         "seed": seed,
     }
     options = TrainOptions(
-        train_file=train_file,
+        train_files=tuple(train_files),
         out_dir=out_dir,
-        encoder=settings.encoder_path,
+        encoder=encoder or settings.encoder_path,
+        models_dir=settings.models_dir,
         max_length=settings.max_length,
+        cap_per_class=cap_per_class,
+        cache_dir=cache_dir,
         **{k: v for k, v in chosen.items() if v is not None},
     )
     with progress_bar() as progress:
@@ -86,7 +103,7 @@ def train(
         result = train_head(options, report)
     v0, v1 = result["validation_before_adjustment"], result["validation"]
     out.print(
-        f"validation ({result['validation_rows']} rows): "
+        f"validation ({result['validation_rows']} rows, {result['validation_conversations']} conversations): "
         f"accuracy {v0['accuracy']:.3f} / macro-F1 {v0['macro_f1']:.3f} -> "
         f"with logit adjustment (tau {result['tau']:.2f}) {v1['accuracy']:.3f} / {v1['macro_f1']:.3f}; "
         f"{result['seconds']} s ({result['encode_seconds']} s encoding)",

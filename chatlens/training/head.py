@@ -1,10 +1,11 @@
-"""`train_head`: fit the default model's head on frozen MiniLM features of a labelled file.
+"""`train_head`: fit a classifier head on frozen encoder features of one or more labelled files.
 
-The test split is never touched. A stratified validation slice of the training file reports the
-figures and chooses the one free knob of the imbalance remedy: the strength tau of the logit
-adjustment (logits - tau * log prior). The loss is class-weighted by (1/frequency)^0.5. Per-class
-thresholds were tried and dropped: with 20-30 validation examples of the rarest labels they fit the
-slice, not the labels (see README).
+The test split is never touched. A validation part of the training files, whole conversations (see
+chatlens.training.data), reports the figures and chooses the one free knob of the imbalance remedy: the
+strength tau of the logit adjustment (logits - tau * log prior). The loss is class-weighted by
+(1/frequency)^0.5. Per-class thresholds were tried and dropped: with 20-30 validation examples of the
+rarest labels they fit the slice, not the labels (see README). With a per-class cap, rows carry
+count/kept weights, so the loss, the prior and the validation figures see the files' own label mix.
 """
 
 from __future__ import annotations
@@ -22,13 +23,15 @@ from chatlens.backends.encoder import Pooling, SentenceEncoder
 from chatlens.backends.head import ClassifierHead, HeadConfig, save_head
 from chatlens.core.errors import ChatlensError
 from chatlens.core.labels import LABELS
+from chatlens.training.data import grouped_indices, load_files
+from chatlens.training.features import featurise
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
 
 
 @dataclass(frozen=True)
 class TrainOptions:
-    train_file: Path
+    train_files: tuple[Path, ...]
     out_dir: Path
     val_frac: float = 0.15
     seed: int = 0
@@ -41,9 +44,12 @@ class TrainOptions:
     batch_size: int = 128
     tune_adjustment: bool = True
     pooling: Pooling = Pooling.LAYER_MEANS
-    encoder: str | None = None
+    encoder: str | None = None  # None = the bundled MiniLM; a catalog name, HF id or directory
+    models_dir: Path | None = None  # where catalog names resolve
     max_length: int = 256
     encode_batch_size: int = 32
+    cap_per_class: int | None = None  # keep at most this many rows of a class (rare ones stay whole)
+    cache_dir: Path | None = None  # encoder features cached here across runs
 
 
 def load_labelled(path: Path) -> tuple[list[str], np.ndarray]:
@@ -67,27 +73,26 @@ def stratified_indices(y: np.ndarray, frac: float, seed: int) -> tuple[np.ndarra
     return np.flatnonzero(~held), np.flatnonzero(held)
 
 
-def featurise(encoder: SentenceEncoder, texts: list[str], pooling: Pooling, progress: Progress) -> np.ndarray:
-    # Sorting the whole file once makes every batch pad little; chunks only feed the progress bar.
-    order = np.argsort([len(t) for t in texts], kind="stable")
-    out = np.empty((len(texts), encoder.dim(pooling)), dtype=np.float32)
-    chunk = 1024
-    for start in range(0, len(order), chunk):
-        part = order[start : start + chunk]
-        out[part] = encoder.encode([texts[i] for i in part], pooling)
-        progress("encode", min(start + chunk, len(order)), len(order))
-    return out
+def macro_f1(y_true: np.ndarray, y_pred: np.ndarray, weight: np.ndarray | None = None) -> float:
+    return float(
+        f1_score(
+            y_true, y_pred, average="macro", labels=range(len(LABELS)), zero_division=0, sample_weight=weight
+        )
+    )
 
 
-def macro_f1(y_true: np.ndarray, y_pred: np.ndarray) -> float:
-    return float(f1_score(y_true, y_pred, average="macro", labels=range(len(LABELS)), zero_division=0))
+def accuracy(y_true: np.ndarray, y_pred: np.ndarray, weight: np.ndarray | None = None) -> float:
+    return float(accuracy_score(y_true, y_pred, sample_weight=weight))
 
 
-def class_weights(y: np.ndarray, power: float) -> torch.Tensor:
-    """(1/frequency)^power, scaled so that the mean weight over the training rows is 1."""
-    counts = np.bincount(y, minlength=len(LABELS)).astype(np.float64)
-    weights = (counts.sum() / np.clip(counts, 1, None)) ** power
-    return torch.tensor(weights / (weights * counts).sum() * counts.sum(), dtype=torch.float32)
+def class_weights(y: np.ndarray, power: float, represented: np.ndarray | None = None) -> torch.Tensor:
+    """(1/frequency)^power, scaled so that the mean weight over the training rows is 1. `represented`
+    (rows each kept row stands for, per class) turns capped counts back into the files' frequencies."""
+    kept = np.bincount(y, minlength=len(LABELS)).astype(np.float64)
+    scale = np.ones(len(LABELS)) if represented is None else represented
+    counts = kept * scale
+    weights = (counts.sum() / np.clip(counts, 1e-9, None)) ** power * scale
+    return torch.tensor(weights / (weights * kept).sum() * kept.sum(), dtype=torch.float32)
 
 
 def fit(
@@ -98,13 +103,15 @@ def fit(
     x_val: np.ndarray,
     y_val: np.ndarray,
     progress: Progress,
+    represented: np.ndarray | None = None,
+    w_val: np.ndarray | None = None,
 ) -> tuple[ClassifierHead, list[dict]]:
     """A fixed number of epochs: picking the epoch by validation macro-F1 chased noise in the rare labels."""
     torch.manual_seed(opts.seed)
     head = ClassifierHead(config)
     head.input_mean.copy_(torch.from_numpy(x.mean(axis=0)))
     head.input_std.copy_(torch.from_numpy(x.std(axis=0) + 1e-6))
-    loss_fn = torch.nn.CrossEntropyLoss(weight=class_weights(y, opts.class_weight_power))
+    loss_fn = torch.nn.CrossEntropyLoss(weight=class_weights(y, opts.class_weight_power, represented))
     optimiser = torch.optim.AdamW(head.parameters(), lr=opts.lr, weight_decay=opts.weight_decay)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=opts.epochs)
     xt, yt, xv = torch.from_numpy(x), torch.from_numpy(y), torch.from_numpy(x_val)
@@ -126,30 +133,40 @@ def fit(
         row = {
             "epoch": epoch,
             "loss": round(total / len(xt), 5),
-            "val_accuracy": round(float(accuracy_score(y_val, pred)), 4),
-            "val_macro_f1": round(macro_f1(y_val, pred), 4),
+            "val_accuracy": round(accuracy(y_val, pred, w_val), 4),
+            "val_macro_f1": round(macro_f1(y_val, pred, w_val), 4),
         }
         history.append(row)
         progress(f"train (val macro-F1 {row['val_macro_f1']:.3f})", epoch, opts.epochs)
     return head.eval(), history
 
 
-def tune_adjustment(logits: np.ndarray, y: np.ndarray, prior: np.ndarray) -> tuple[float, np.ndarray]:
+def tune_adjustment(
+    logits: np.ndarray, y: np.ndarray, prior: np.ndarray, weight: np.ndarray | None = None
+) -> tuple[float, np.ndarray]:
     """The tau in logits - tau * log(prior) with the best validation macro-F1 (ties: closest to 0)."""
     log_prior = np.log(np.clip(prior, 1e-12, None))
     taus = sorted(np.round(np.arange(-1.0, 2.0001, 0.05), 2), key=abs)
-    best = max(taus, key=lambda tau: macro_f1(y, (logits - tau * log_prior).argmax(1)))
+    best = max(taus, key=lambda tau: macro_f1(y, (logits - tau * log_prior).argmax(1), weight))
     return float(best), -best * log_prior
 
 
 def train_head(opts: TrainOptions, progress: Progress) -> dict:
     started = time.perf_counter()
-    texts, y = load_labelled(opts.train_file)
-    train_idx, val_idx = stratified_indices(y, opts.val_frac, opts.seed)
-    encoder = SentenceEncoder(opts.encoder, max_length=opts.max_length, batch_size=opts.encode_batch_size)
-    x_all = featurise(encoder, texts, opts.pooling, progress)
+    data = load_files(list(opts.train_files), opts.cap_per_class, opts.seed)
+    train_idx, val_idx = grouped_indices(data.groups, opts.val_frac, opts.seed)
+    encoder = SentenceEncoder(
+        opts.encoder,
+        max_length=opts.max_length,
+        batch_size=opts.encode_batch_size,
+        models_dir=opts.models_dir,
+    )
+    x_all = featurise(encoder, data.texts, opts.pooling, progress, opts.cache_dir)
     encoded_s = time.perf_counter() - started
-    x, x_val, y_train, y_val = x_all[train_idx], x_all[val_idx], y[train_idx], y[val_idx]
+    x, x_val = x_all[train_idx], x_all[val_idx]
+    y, y_train, y_val, w_val = data.y, data.y[train_idx], data.y[val_idx], data.weights[val_idx]
+    kept = np.bincount(y, minlength=len(LABELS))
+    represented = data.counts / np.clip(kept, 1, None)
 
     config = HeadConfig(
         labels=list(LABELS),
@@ -161,34 +178,39 @@ def train_head(opts: TrainOptions, progress: Progress) -> dict:
         max_length=opts.max_length,
         logit_adjustment=[0.0] * len(LABELS),
     )
-    head, history = fit(config, opts, x, y_train, x_val, y_val, progress)
+    head, history = fit(config, opts, x, y_train, x_val, y_val, progress, represented, w_val)
     with torch.inference_mode():
         val_logits = head(torch.from_numpy(x_val)).numpy()
-    prior = np.bincount(y_train, minlength=len(LABELS)) / len(y_train)
+    prior = data.counts / data.counts.sum()  # the files' label mix, not the capped one
     tau, adjustment = (
-        tune_adjustment(val_logits, y_val, prior) if opts.tune_adjustment else (0.0, np.zeros(len(LABELS)))
+        tune_adjustment(val_logits, y_val, prior, w_val)
+        if opts.tune_adjustment
+        else (0.0, np.zeros(len(LABELS)))
     )
     plain, adjusted = val_logits.argmax(1), (val_logits + adjustment).argmax(1)
 
-    counts = np.bincount(y, minlength=len(LABELS))
     report = {
-        "train_file": str(opts.train_file),
-        "rows": len(texts),
+        "train_files": [str(f) for f in opts.train_files],
+        "data_sha256": data.digest,
+        "rows": len(data.texts),
         "train_rows": len(train_idx),
         "validation_rows": len(val_idx),
-        "class_counts": {label: int(c) for label, c in zip(LABELS, counts, strict=True)},
+        "validation_conversations": len(set(data.groups[val_idx].tolist())),
+        "class_counts": {label: int(c) for label, c in zip(LABELS, data.counts, strict=True)},
+        "kept_counts": {label: int(c) for label, c in zip(LABELS, kept, strict=True)},
+        "dropped_by_cleaning": data.dropped,
         "tau": tau,
         "validation_before_adjustment": {
-            "accuracy": round(float(accuracy_score(y_val, plain)), 4),
-            "macro_f1": round(macro_f1(y_val, plain), 4),
+            "accuracy": round(accuracy(y_val, plain, w_val), 4),
+            "macro_f1": round(macro_f1(y_val, plain, w_val), 4),
         },
         "validation": {
-            "accuracy": round(float(accuracy_score(y_val, adjusted)), 4),
-            "macro_f1": round(macro_f1(y_val, adjusted), 4),
+            "accuracy": round(accuracy(y_val, adjusted, w_val), 4),
+            "macro_f1": round(macro_f1(y_val, adjusted, w_val), 4),
         },
         "encode_seconds": round(encoded_s, 1),
         "seconds": round(time.perf_counter() - started, 1),
-        "options": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(opts).items()},
+        "options": {k: _plain(v) for k, v in asdict(opts).items()},
         "history": history,
     }
     head.config = head.config.model_copy(
@@ -197,3 +219,11 @@ def train_head(opts: TrainOptions, progress: Progress) -> dict:
     head.adjustment.copy_(torch.tensor(adjustment, dtype=torch.float32))
     report["version"] = save_head(head, opts.out_dir)
     return report
+
+
+def _plain(value: object) -> object:
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, tuple):
+        return [_plain(v) for v in value]
+    return value

@@ -20,7 +20,7 @@ pytestmark = pytest.mark.slow
 def test_tiny_training_run_writes_a_head_the_classifier_loads(tmp_path: Path) -> None:
     stages: list[str] = []
     report = train_head(
-        TrainOptions(train_file=EXAMPLE_FILE, out_dir=tmp_path / "head", epochs=3, val_frac=0.2),
+        TrainOptions(train_files=(EXAMPLE_FILE,), out_dir=tmp_path / "head", epochs=3, val_frac=0.2),
         lambda stage, done, total: stages.append(stage.split(" ")[0]),
     )
     assert {"encode", "train"} <= set(stages)

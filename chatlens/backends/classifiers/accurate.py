@@ -1,0 +1,61 @@
+"""`AccurateClassifier`: all-mpnet-base-v2, frozen, with the committed head in `accurate_head/`.
+
+The base model is not in the repository: `chatlens models fetch all-mpnet-base-v2` assembles and verifies
+it once (see chatlens.backends.catalog); the head on top is small and committed, so a fresh clone
+serves this classifier with no training. A host without the base model refuses the queue in one line.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from chatlens.backends.classifiers.minilm import MiniLMClassifier
+from chatlens.backends.head import head_version
+from chatlens.core.errors import ChatlensError
+from chatlens.core.settings import Settings
+
+ACCURATE_HEAD_DIR = Path(__file__).resolve().parent.parent / "accurate_head"
+
+
+class AccurateClassifier(MiniLMClassifier):
+    """The same frozen-encoder + head design as the default, on a 12-layer 768-dim encoder."""
+
+    name = "mpnet-head"
+
+    def __init__(
+        self,
+        encoder: str,
+        models_dir: Path,
+        head_dir: Path | None = None,
+        batch_size: int = 32,
+        max_length: int | None = None,
+        int8: bool = False,
+    ) -> None:
+        head_dir = head_dir or ACCURATE_HEAD_DIR
+        super().__init__(
+            head_dir=head_dir,
+            encoder=encoder,
+            batch_size=batch_size,
+            max_length=max_length,
+            int8=int8,
+            models_dir=models_dir,
+        )
+        expected = self.encoder.dim(self.head.config.pooling)
+        if self.head.config.input_dim != expected:
+            raise ChatlensError(
+                f"the accurate head in {head_dir} was trained on {self.head.config.encoder} "
+                f"({self.head.config.input_dim} features), not on {encoder!r} ({expected}); "
+                "fix CHATLENS_ACCURATE_ENCODER or CHATLENS_ACCURATE_HEAD_PATH"
+            )
+        self.version = f"{self.encoder.model_id}+head-{head_version(head_dir)}" + ("+int8" if int8 else "")
+
+
+def build(settings: Settings) -> AccurateClassifier:
+    return AccurateClassifier(
+        encoder=settings.accurate_encoder,
+        models_dir=settings.models_dir,
+        head_dir=settings.accurate_head_path,
+        batch_size=settings.inference_batch_size,
+        max_length=settings.max_length,
+        int8=settings.quantize_int8,
+    )
