@@ -58,6 +58,7 @@ def score_summaries(
     means["rougeL_ci_low"], means["rougeL_ci_high"] = bootstrap_interval(totals["rougeL"])
     return {name: round(value, 4) for name, value in means.items()}
 
+
 def rouge_l_per_summary(candidates: Sequence[str], references: Sequence[str]) -> list[float]:
     """ROUGE-L F-measure (stemmed) of each candidate against its reference, in order."""
     scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
