@@ -53,6 +53,8 @@ def isolated_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterat
             monkeypatch.delenv(key)
     monkeypatch.setenv("CHATLENS_MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
     monkeypatch.setenv("CHATLENS_REPORTS_DIR", str(tmp_path / "reports"))
+    # Never a model the user fetched into their own models directory: tests see only what they build.
+    monkeypatch.setenv("CHATLENS_MODELS_DIR", str(tmp_path / "models"))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.chdir(tmp_path)
     get_settings.cache_clear()

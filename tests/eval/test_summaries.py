@@ -79,11 +79,13 @@ def test_eval_summaries_scores_every_available_backend(tmp_path: Path) -> None:
     result = runner.invoke(app, ["eval-summaries", str(path), "--out", str(out)])
     assert result.exit_code == 0, result.output
     metrics = json.loads((out / "metrics.json").read_text())
-    # Here only the offline default can run: bart-large-cnn is not downloadable and this is not a Mac.
+    # Here only the offline default can run: bart-large-cnn is not downloadable, this is not a Mac, and
+    # the Qwen GGUF was not fetched into this test's models directory.
     assert set(metrics["summaries"]) == {"extractive"}
     assert set(metrics["summaries"]["extractive"]) == METRIC_KEYS
-    assert set(metrics["skipped"]) == {"transformers", "mlx"}
+    assert set(metrics["skipped"]) == {"transformers", "mlx", "llamacpp"}
     assert "facebook/bart-large-cnn" in metrics["skipped"]["transformers"]
+    assert "chatlens models fetch qwen2.5-coder-1.5b-instruct" in metrics["skipped"]["llamacpp"]
     extractive = metrics["summaries"]["extractive"]
     assert 0 < extractive["rougeL_ci_low"] <= extractive["rougeL"] <= extractive["rougeL_ci_high"] < 1
     lines = (out / "summaries.jsonl").read_text().splitlines()
