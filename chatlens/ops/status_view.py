@@ -12,7 +12,8 @@ from rich.text import Text
 def _age(seconds: float | None) -> str:
     if seconds is None:
         return "-"
-    seconds = float(seconds)
+    # A heartbeat written a few milliseconds after this host's clock read is no reason to print "-0s".
+    seconds = max(0.0, float(seconds))
     if seconds < 90:
         return f"{seconds:.0f}s"
     if seconds < 5400:
