@@ -196,15 +196,7 @@ def produce_file(
         batches=outcome.batches,
         conversations=summarised,
     )
-    out.print(
-        f"read {counts.read} / dropped-missing {counts.dropped_missing} / "
-        f"dropped-duplicate {counts.dropped_duplicate} / rejected {counts.rejected} / "
-        f"not-selected {counts.not_selected} / enqueued {counts.enqueued} / "
-        f"already-present {counts.already_present}  ({counts.batches} batches) / "
-        f"conversations-to-summarise {counts.conversations}",
-        highlight=False,
-        soft_wrap=True,
-    )
+    out.print(counts.line(), highlight=False, soft_wrap=True)
     if cleaned.rejects:
         err.print(f"rejected rows are listed in {rejects_path}", highlight=False, soft_wrap=True)
     idle = (

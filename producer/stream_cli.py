@@ -133,15 +133,7 @@ def produce_stream(
                 feed = follow_feed(file, fmt, columns)
             _pump(feed, ingest, stop)
         counts = ingest.finish()
-    out.print(
-        f"read {counts.read} / dropped-missing {counts.dropped_missing} / "
-        f"dropped-duplicate {counts.dropped_duplicate} / rejected {counts.rejected} / "
-        f"not-selected {counts.not_selected} / enqueued {counts.enqueued} / "
-        f"already-present {counts.already_present}  ({counts.batches} batches) / "
-        f"conversations-to-summarise {counts.conversations}",
-        highlight=False,
-        soft_wrap=True,
-    )
+    out.print(counts.line(), highlight=False, soft_wrap=True)
     if rejects.count:
         err.print(f"rejected rows are listed in {rejects.path}", highlight=False, soft_wrap=True)
     return counts

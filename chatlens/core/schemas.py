@@ -101,6 +101,16 @@ class ProduceCounts(Record):
     batches: int = 0
     conversations: int = 0  # summary jobs enqueued
 
+    def line(self) -> str:
+        """The one line `produce` ends with, whether it read a file or a stream."""
+        return (
+            f"read {self.read} / dropped-missing {self.dropped_missing} / "
+            f"dropped-duplicate {self.dropped_duplicate} / rejected {self.rejected} / "
+            f"not-selected {self.not_selected} / enqueued {self.enqueued} / "
+            f"already-present {self.already_present}  ({self.batches} batches) / "
+            f"conversations-to-summarise {self.conversations}"
+        )
+
 
 class RunInfo(Record):
     run: str
