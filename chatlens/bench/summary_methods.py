@@ -46,8 +46,6 @@ from chatlens.backends.summariser import split_sentences
 from chatlens.backends.summarisers.extractive import ExtractiveSummariser, Selection
 from eval.summary_metrics import score_summaries
 
-SEED_RESULTS = Path(__file__).resolve().parents[2] / "shared" / "data" / "seed-results"
-
 DEFAULT = Selection()
 UNTRIMMED = replace(DEFAULT, trim_openers=False)
 # Each step adds one idea to the plain centroid ranking, so the table shows what each is worth.
@@ -97,7 +95,9 @@ def timed(
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", type=Path, default=SEED_RESULTS, help="dir with the seed's summary JSON")
+    parser.add_argument(
+        "--data", type=Path, required=True, help="dir with the seed's summaries (../shared/data/seed-results)"
+    )
     parser.add_argument("--limit", type=int, default=None, help="only the first N conversations")
     parser.add_argument("--threads", type=int, default=2, help="torch threads")
     args = parser.parse_args(argv)
