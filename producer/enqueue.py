@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 
 import pandas as pd
 from redis import Redis
+from redis.client import Pipeline
 from rq import Queue, Retry, Worker
 
 from chatlens.core import queues
@@ -64,6 +65,32 @@ def job_options(settings: Settings) -> dict:
     }
 
 
+def classify_targets(connection: Redis, settings: Settings) -> list[tuple[str, Queue]]:
+    """Each enabled classifier with its queue: every micro-batch goes to each of them."""
+    return [
+        (c, Queue(queues.classify_queue(c), connection=connection, serializer=queues.SERIALIZER))
+        for c in settings.classifiers
+    ]
+
+
+def enqueue_classify_jobs(
+    pipe: Pipeline, targets: list[tuple[str, Queue]], run: str, payloads: list[dict], options: dict
+) -> None:
+    """One classify job per micro-batch payload and classifier, added to `pipe` (the caller executes it
+    together with the messages, so a batch is never stored without its jobs or the reverse)."""
+    for classifier, queue in targets:
+        jobs = [
+            Queue.prepare_data(
+                queues.CLASSIFY_JOB,
+                kwargs={"batch": payload, "classifier": classifier},
+                description=f"{classifier}: {len(payload['items'])} messages of run {run}",
+                **options,
+            )
+            for payload in payloads
+        ]
+        queue.enqueue_many(jobs, pipeline=pipe)
+
+
 def enqueue_messages(
     connection: Redis,
     settings: Settings,
@@ -79,10 +106,7 @@ def enqueue_messages(
     store = RunStore(connection, settings.result_ttl_s)
     present = store.existing_ids(run, [m.id for m in messages])
     new = [m for m in messages if m.id not in present]
-    targets = [
-        Queue(queues.classify_queue(c), connection=connection, serializer=queues.SERIALIZER)
-        for c in settings.classifiers
-    ]
+    targets = classify_targets(connection, settings)
     options = job_options(settings)
     batches = micro_batches(new, settings.batch_size)
     for start in range(0, len(batches), BATCHES_PER_ROUND_TRIP):
@@ -99,17 +123,7 @@ def enqueue_messages(
                 )
                 for batch in group
             ]
-            for queue, classifier in zip(targets, settings.classifiers, strict=True):
-                jobs = [
-                    Queue.prepare_data(
-                        queues.CLASSIFY_JOB,
-                        kwargs={"batch": payload, "classifier": classifier},
-                        description=f"{classifier}: {len(payload['items'])} messages of run {run}",
-                        **options,
-                    )
-                    for payload in payloads
-                ]
-                queue.enqueue_many(jobs, pipeline=pipe)
+            enqueue_classify_jobs(pipe, targets, run, payloads, options)
             pipe.execute()
         if on_batch:
             on_batch(len(group))

@@ -19,7 +19,7 @@ from chatlens.core import keys, queues
 from chatlens.core.schemas import Conversation
 from chatlens.core.settings import Settings
 from chatlens.core.store import MessageStats, RunStore
-from producer.enqueue import job_options
+from producer.enqueue import classify_targets, enqueue_classify_jobs, job_options
 
 # (id, conversation id, position, text, label)
 Ready = tuple[str, str, int, str, str | None]
@@ -49,10 +49,7 @@ class BatchWriter:
         self.store = RunStore(connection, settings.result_ttl_s)
         self.max_queued, self.on_wait = max_queued, on_wait
         self.options = job_options(settings)
-        self.targets = [
-            (c, Queue(queues.classify_queue(c), connection=connection, serializer=queues.SERIALIZER))
-            for c in settings.classifiers
-        ]
+        self.targets = classify_targets(connection, settings)
         self.summary_queue = Queue(
             queues.summarise_queue(settings.summary_backend),
             connection=connection,
@@ -93,17 +90,7 @@ class BatchWriter:
         ]
         with self.connection.pipeline() as pipe:
             self.store.add_new_messages(pipe, self.run, encoded, stats)
-            for classifier, queue in self.targets:
-                jobs = [
-                    Queue.prepare_data(
-                        queues.CLASSIFY_JOB,
-                        kwargs={"batch": payload, "classifier": classifier},
-                        description=f"{classifier}: {len(payload['items'])} messages of run {self.run}",
-                        **self.options,
-                    )
-                    for payload in payloads
-                ]
-                queue.enqueue_many(jobs, pipeline=pipe)
+            enqueue_classify_jobs(pipe, self.targets, self.run, payloads, self.options)
             pipe.execute()
         self.totals.enqueued += len(new)
         self.totals.batches += batches
