@@ -10,7 +10,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from chatlens.backends.classifiers.minilm import MiniLMClassifier
-from chatlens.backends.head import head_version
 from chatlens.core.errors import ChatlensError
 from chatlens.core.settings import Settings
 
@@ -47,7 +46,6 @@ class AccurateClassifier(MiniLMClassifier):
                 f"({self.head.config.input_dim} features), not on {encoder!r} ({expected}); "
                 "fix CHATLENS_ACCURATE_ENCODER or CHATLENS_ACCURATE_HEAD_PATH"
             )
-        self.version = f"{self.encoder.model_id}+head-{head_version(head_dir)}" + ("+int8" if int8 else "")
 
 
 def build(settings: Settings) -> AccurateClassifier:
