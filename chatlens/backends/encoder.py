@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import hashlib
 import os
 import warnings
 from enum import StrEnum
@@ -84,12 +85,19 @@ class SentenceEncoder:
         batch_size: int = 32,
         int8: bool = False,
         models_dir: Path | None = None,
+        adapter: Path | None = None,
+        device: str | torch.device = "cpu",
     ) -> None:
         path, self.model_id = resolve_encoder(source, models_dir)
         self.tokenizer = load_pretrained(path, AutoTokenizer)
         self.model = load_encoder_model(path)
+        if adapter is not None:
+            self.model = merge_adapter(self.model, adapter)
+            self.model_id += f"+lora-{adapter_version(adapter)}"
         if int8:
             self.model = quantize_int8(self.model)
+        self.device = torch.device(device)
+        self.model.to(self.device)
         self.max_length = min(max_length, self.tokenizer.model_max_length)
         self.batch_size = batch_size
         self.hidden_size = int(self.model.config.hidden_size)
@@ -106,14 +114,41 @@ class SentenceEncoder:
             return out
         ids = self.tokenizer(texts, truncation=True, max_length=self.max_length)["input_ids"]
         order = np.argsort([len(x) for x in ids], kind="stable")
-        all_layers = pooling is Pooling.LAYER_MEANS
         for start in range(0, len(order), self.batch_size):
             chunk = order[start : start + self.batch_size]
             batch = self.tokenizer.pad({"input_ids": [ids[i] for i in chunk]}, return_tensors="pt")
-            outputs = self.model(**batch, output_hidden_states=all_layers)
-            states = outputs.hidden_states if all_layers else (outputs.last_hidden_state,)
-            out[chunk] = torch.cat([mean_pool(h, batch["attention_mask"]) for h in states], dim=1).numpy()
+            batch = {k: v.to(self.device) for k, v in batch.items()}
+            out[chunk] = pooled_states(self.model, batch, pooling).float().cpu().numpy()
         return out
+
+
+def pooled_states(model: torch.nn.Module, batch: dict[str, torch.Tensor], pooling: Pooling) -> torch.Tensor:
+    """The features a head reads: serving and adapter training both go through this one function."""
+    all_layers = pooling is Pooling.LAYER_MEANS
+    outputs = model(**batch, output_hidden_states=all_layers)
+    states = outputs.hidden_states if all_layers else (outputs.last_hidden_state,)
+    return torch.cat([mean_pool(h, batch["attention_mask"]) for h in states], dim=1)
+
+
+ADAPTER_WEIGHTS = "adapter_model.safetensors"
+
+
+def merge_adapter(model: torch.nn.Module, adapter: Path) -> torch.nn.Module:
+    """Fold a LoRA adapter (peft's `save_pretrained` layout) into the encoder's weights: after the merge
+    the encoder runs at exactly the frozen model's speed."""
+    if not (adapter / ADAPTER_WEIGHTS).exists():
+        raise ChatlensError(f"{adapter}: no LoRA adapter ({ADAPTER_WEIGHTS} missing)")
+    try:
+        from peft import PeftModel
+    except ImportError as exc:
+        raise ChatlensError(
+            f"the adapter in {adapter} needs the Python package 'peft': pip install 'chatlens[mpnet]'"
+        ) from exc
+    return PeftModel.from_pretrained(model, str(adapter)).merge_and_unload().eval()
+
+
+def adapter_version(adapter: Path) -> str:
+    return hashlib.sha256((adapter / ADAPTER_WEIGHTS).read_bytes()).hexdigest()[:12]
 
 
 def quantize_int8(model: torch.nn.Module) -> torch.nn.Module:
@@ -137,9 +172,11 @@ def shared_encoder(
     batch_size: int = 32,
     int8: bool = False,
     models_dir: Path | None = None,
+    adapter: Path | None = None,
 ) -> SentenceEncoder:
     """One encoder per process and configuration: the default classifier and the extractive summariser
     read the same MiniLM, so a worker serving both loads it once."""
     return SentenceEncoder(
-        source, max_length=max_length, batch_size=batch_size, int8=int8, models_dir=models_dir
-    )
+        source, max_length=max_length, batch_size=batch_size, int8=int8, models_dir=models_dir,
+        adapter=adapter,
+    )  # fmt: skip

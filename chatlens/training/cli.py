@@ -39,13 +39,22 @@ def train(
         None, min=1, help="head: at most N rows per label (rarer labels kept whole), weighted back"
     ),
     cache_dir: Path | None = typer.Option(None, help="head: cache encoder features here (resumable)"),
+    predictions: Path | None = typer.Option(
+        None, help="head/--adapt: write the validation logits, labels and weights to this .npz"
+    ),
     finetune: bool = typer.Option(
         False, "--finetune", help="fine-tune the encoder end to end, log to MLflow"
     ),
+    adapt: bool = typer.Option(
+        False, "--adapt", help="train a LoRA adapter of --encoder together with the head (needs peft)"
+    ),
+    rank: int = typer.Option(8, min=1, help="--adapt: LoRA rank"),
     base: str | None = typer.Option(None, help="--finetune: HF id or path [default: bundled MiniLM]"),
-    max_length: int = typer.Option(128, min=8, help="--finetune: tokens per message"),
-    batch_size: int = typer.Option(32, min=1, help="--finetune: messages per step"),
-    lr: float = typer.Option(5e-5, help="--finetune: encoder learning rate"),
+    max_length: int = typer.Option(128, min=8, help="--finetune/--adapt: tokens per message"),
+    batch_size: int = typer.Option(32, min=1, help="--finetune/--adapt: messages per step"),
+    lr: float | None = typer.Option(
+        None, help="--finetune/--adapt: encoder (adapter) learning rate [default: 5e-5 / 3e-4]"
+    ),
     register: str = typer.Option("chatlens-minilm", help="--finetune: registered model name"),
     promote: bool = typer.Option(False, "--promote", help="--finetune: run the promotion gate at the end"),
     limit: int | None = typer.Option(None, min=10, help="--finetune: first N rows only (smoke runs)"),
@@ -67,11 +76,24 @@ def train(
 
         options_ft = FineTuneOptions(
             train_file=train_file, out_dir=out_dir,
-            base=base, epochs=epochs or 4, lr=lr, batch_size=batch_size, max_length=max_length,
+            base=base, epochs=epochs or 4, lr=lr or 5e-5, batch_size=batch_size, max_length=max_length,
             val_frac=val_frac or 0.15, seed=seed or 0, device=settings.device, limit=limit,
             **({"class_weight_power": class_weight_power} if class_weight_power is not None else {}),
         )  # fmt: skip
         run_finetune(options_ft, settings.mlflow_tracking_uri, register, promote)
+        return
+    if adapt:
+        from chatlens.training.adapt import AdaptOptions
+
+        options_lora = AdaptOptions(
+            train_files=tuple(train_files), out_dir=out_dir,
+            encoder=encoder or settings.encoder_path, models_dir=settings.models_dir, rank=rank,
+            epochs=epochs or 3, lr=lr or 3e-4, batch_size=batch_size, max_length=max_length,
+            val_frac=val_frac or 0.15, seed=seed or 0, cap_per_class=cap_per_class, device=settings.device,
+            limit=limit, predictions=predictions, alpha=2 * rank,
+            class_weight_power=0.5 if class_weight_power is None else class_weight_power,
+        )  # fmt: skip
+        run_adapt(options_lora)
         return
     chosen: dict[str, Any] = {
         "epochs": epochs,
@@ -89,6 +111,8 @@ def train(
         max_length=settings.max_length,
         cap_per_class=cap_per_class,
         cache_dir=cache_dir,
+        device=settings.device,
+        predictions=predictions,
         **{k: v for k, v in chosen.items() if v is not None},
     )
     with progress_bar() as progress:
@@ -111,6 +135,30 @@ def train(
         soft_wrap=True,
     )
     out.print(f"head {result['version']} written to {options.out_dir}", highlight=False, soft_wrap=True)
+
+
+def run_adapt(options: object) -> None:
+    from chatlens.training.adapt import adapt
+
+    with progress_bar() as progress:
+        task = progress.add_task("adapt", total=None)
+
+        def report(stage: str, done: int, total: int) -> None:
+            progress.update(task, description=stage, completed=done, total=total)
+
+        result, _ = adapt(options, report)  # type: ignore[arg-type]
+    v0, v1 = result["validation_before_adjustment"], result["validation"]
+    out.print(
+        f"validation ({result['validation_rows']} rows, {result['validation_conversations']} conversations): "
+        f"accuracy {v0['accuracy']:.3f} / macro-F1 {v0['macro_f1']:.3f} -> "
+        f"with logit adjustment (tau {result['tau']:.2f}) {v1['accuracy']:.3f} / {v1['macro_f1']:.3f}; "
+        f"best epoch {result['best_epoch']}, {result['seconds']} s on {result['device']}",
+        highlight=False, soft_wrap=True,
+    )  # fmt: skip
+    out.print(
+        f"head {result['version']} and its adapter written to {options.out_dir}",  # type: ignore[attr-defined]
+        highlight=False, soft_wrap=True,
+    )  # fmt: skip
 
 
 def run_finetune(options: object, tracking_uri: str, register: str, promote: bool) -> None:

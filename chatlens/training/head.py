@@ -21,6 +21,7 @@ from sklearn.metrics import accuracy_score, f1_score
 
 from chatlens.backends.encoder import Pooling, SentenceEncoder
 from chatlens.backends.head import ClassifierHead, HeadConfig, save_head
+from chatlens.backends.hf import resolve_device
 from chatlens.core.errors import ChatlensError
 from chatlens.core.labels import LABELS
 from chatlens.training.data import grouped_indices, load_files
@@ -50,6 +51,8 @@ class TrainOptions:
     encode_batch_size: int = 32
     cap_per_class: int | None = None  # keep at most this many rows of a class (rare ones stay whole)
     cache_dir: Path | None = None  # encoder features cached here across runs
+    predictions: Path | None = None  # write the validation logits here (.npz) to study operating points
+    device: str = "cpu"  # where the encoder runs ("auto" = a GPU when there is one); the head fits on CPU
 
 
 def load_labelled(path: Path) -> tuple[list[str], np.ndarray]:
@@ -160,6 +163,7 @@ def train_head(opts: TrainOptions, progress: Progress) -> dict:
         max_length=opts.max_length,
         batch_size=opts.encode_batch_size,
         models_dir=opts.models_dir,
+        device=resolve_device(opts.device),
     )
     x_all = featurise(encoder, data.texts, opts.pooling, progress, opts.cache_dir)
     encoded_s = time.perf_counter() - started
@@ -188,6 +192,8 @@ def train_head(opts: TrainOptions, progress: Progress) -> dict:
         else (0.0, np.zeros(len(LABELS)))
     )
     plain, adjusted = val_logits.argmax(1), (val_logits + adjustment).argmax(1)
+    if opts.predictions:
+        save_predictions(opts.predictions, val_logits, y_val, w_val, prior)
 
     report = {
         "train_files": [str(f) for f in opts.train_files],
@@ -219,6 +225,15 @@ def train_head(opts: TrainOptions, progress: Progress) -> dict:
     head.adjustment.copy_(torch.tensor(adjustment, dtype=torch.float32))
     report["version"] = save_head(head, opts.out_dir)
     return report
+
+
+def save_predictions(
+    path: Path, logits: np.ndarray, y: np.ndarray, weights: np.ndarray, prior: np.ndarray
+) -> None:
+    """The validation rows' raw logits, labels, weights and the class prior: enough to redo the logit
+    adjustment for another objective (say, accuracy at a macro-F1 floor) without re-encoding."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(path, logits=logits, y=y, weights=weights, prior=prior, labels=np.array(LABELS))
 
 
 def _plain(value: object) -> object:

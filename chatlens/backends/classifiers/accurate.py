@@ -1,4 +1,5 @@
-"""`AccurateClassifier`: all-mpnet-base-v2, frozen, with the committed head in `accurate_head/`.
+"""`AccurateClassifier`: all-mpnet-base-v2 with the committed head in `accurate_head/`, and the LoRA
+adapter in `accurate_head/adapter/` when the head was trained with one (`chatlens train --adapt lora`).
 
 The base model is not in the repository: `chatlens models fetch all-mpnet-base-v2` assembles and verifies
 it once (see chatlens.backends.catalog); the head on top is small and committed, so a fresh clone
@@ -10,14 +11,16 @@ from __future__ import annotations
 from pathlib import Path
 
 from chatlens.backends.classifiers.minilm import MiniLMClassifier
+from chatlens.backends.head import load_head
 from chatlens.core.errors import ChatlensError
 from chatlens.core.settings import Settings
 
 ACCURATE_HEAD_DIR = Path(__file__).resolve().parent.parent / "accurate_head"
+ADAPTER_DIR = "adapter"  # beside head.json: a head trained together with a LoRA adapter of its encoder
 
 
 class AccurateClassifier(MiniLMClassifier):
-    """The same frozen-encoder + head design as the default, on a 12-layer 768-dim encoder."""
+    """The same encoder + head design as the default, on a 12-layer 768-dim encoder."""
 
     name = "mpnet-head"
 
@@ -31,6 +34,8 @@ class AccurateClassifier(MiniLMClassifier):
         int8: bool = False,
     ) -> None:
         head_dir = head_dir or ACCURATE_HEAD_DIR
+        check_encoder_fits(head_dir, encoder, models_dir)
+        adapter = head_dir / ADAPTER_DIR
         super().__init__(
             head_dir=head_dir,
             encoder=encoder,
@@ -38,14 +43,26 @@ class AccurateClassifier(MiniLMClassifier):
             max_length=max_length,
             int8=int8,
             models_dir=models_dir,
+            adapter=adapter if adapter.is_dir() else None,
         )
-        expected = self.encoder.dim(self.head.config.pooling)
-        if self.head.config.input_dim != expected:
-            raise ChatlensError(
-                f"the accurate head in {head_dir} was trained on {self.head.config.encoder} "
-                f"({self.head.config.input_dim} features), not on {encoder!r} ({expected}); "
-                "fix CHATLENS_ACCURATE_ENCODER or CHATLENS_ACCURATE_HEAD_PATH"
-            )
+
+
+def check_encoder_fits(head_dir: Path, encoder: str, models_dir: Path) -> None:
+    """Refuse a head (and its adapter) made for another encoder from the configs alone, before the
+    weights load: a mismatched adapter would otherwise fail deep inside peft."""
+    from transformers import AutoConfig
+
+    from chatlens.backends.encoder import Pooling, load_pretrained, resolve_encoder
+
+    head = load_head(head_dir).config
+    config = load_pretrained(resolve_encoder(encoder, models_dir)[0], AutoConfig)
+    layers = config.num_hidden_layers + 1 if head.pooling is Pooling.LAYER_MEANS else 1
+    if head.input_dim != config.hidden_size * layers:
+        raise ChatlensError(
+            f"the accurate head in {head_dir} was trained on {head.encoder} "
+            f"({head.input_dim} features), not on {encoder!r} ({config.hidden_size * layers}); "
+            "fix CHATLENS_ACCURATE_ENCODER or CHATLENS_ACCURATE_HEAD_PATH"
+        )
 
 
 def build(settings: Settings) -> AccurateClassifier:
@@ -54,6 +71,6 @@ def build(settings: Settings) -> AccurateClassifier:
         models_dir=settings.models_dir,
         head_dir=settings.accurate_head_path,
         batch_size=settings.inference_batch_size,
-        max_length=settings.max_length,
+        max_length=settings.max_length,  # at most: the head's own length when it is shorter
         int8=settings.quantize_int8,
     )

@@ -25,15 +25,18 @@ class MiniLMClassifier:
         max_length: int | None = None,
         int8: bool = False,
         models_dir: Path | None = None,
+        adapter: Path | None = None,
     ) -> None:
         head_dir = head_dir or DEFAULT_HEAD_DIR
         self.head = load_head(head_dir)
         self.encoder = shared_encoder(
             encoder,
-            max_length=max_length or self.head.config.max_length,
+            # No longer than the head was trained on: a longer input is one the head never saw.
+            max_length=min(max_length or self.head.config.max_length, self.head.config.max_length),
             batch_size=batch_size,
             int8=int8,
             models_dir=models_dir,
+            adapter=adapter,
         )
         self.labels = self.head.config.labels
         self.version = f"{self.encoder.model_id}+head-{head_version(head_dir)}" + ("+int8" if int8 else "")
