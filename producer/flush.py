@@ -20,6 +20,7 @@ from chatlens.core.schemas import Conversation
 from chatlens.core.settings import Settings
 from chatlens.core.store import MessageStats, RunStore
 from producer.enqueue import classify_targets, enqueue_classify_jobs, job_options
+from producer.summaries import summary_jobs
 
 # (id, conversation id, position, text, label)
 Ready = tuple[str, str, int, str, str | None]
@@ -32,7 +33,7 @@ class Written:
     enqueued: int = 0
     already_present: int = 0
     batches: int = 0
-    summaries: int = 0
+    summaries: int = 0  # conversations sent to be summarised (a batched backend packs several per job)
     waited_s: float = 0.0
 
 
@@ -99,17 +100,9 @@ class BatchWriter:
     def summarise(self, items: list[Conversation]) -> None:
         if not items:
             return
-        self._wait_for_room([self.summary_queue], len(items), [self.summary_queue.count])
-        backend = self.settings.summary_backend
-        jobs = [
-            Queue.prepare_data(
-                queues.SUMMARISE_JOB,
-                kwargs={"conversation": c.model_dump(mode="json"), "backend": backend},
-                description=f"summarise ({backend}) conversation {c.conversation_id} of run {c.run}",
-                **self.options,
-            )
-            for c in items
-        ]
+        jobs = summary_jobs(self.settings, items, self.settings.summary_backend)
+        # The bound is on jobs, and a batched backend's job carries several conversations.
+        self._wait_for_room([self.summary_queue], len(jobs), [self.summary_queue.count])
         with self.connection.pipeline() as pipe:
             self.summary_queue.enqueue_many(jobs, pipeline=pipe)
             pipe.execute()

@@ -60,6 +60,10 @@ def _describe(job: Job) -> tuple[str | None, str]:
         return conv.get(
             "run"
         ), f"summarise conversation {conv.get('conversation_id')} ({kwargs.get('backend')})"
+    if job.func_name == q.SUMMARISE_MANY_JOB and isinstance(kwargs.get("conversations"), list):
+        convs = kwargs["conversations"]
+        first = convs[0] if convs and isinstance(convs[0], dict) else {}
+        return first.get("run"), f"summarise {len(convs)} conversations ({kwargs.get('backend')})"
     if job.func_name == q.EVALUATE_JOB:
         return None, "evaluate the latest run"
     return None, f"foreign: {job.func_name}"

@@ -10,6 +10,7 @@ import time
 from rq.timeouts import JobTimeoutException
 
 from chatlens.backends.classifier import Classifier, Output
+from chatlens.backends.summariser import Summariser, SummaryText
 from chatlens.core.schemas import Conversation, MessageError, MicroBatch, Prediction, Summary, SummaryError
 from chatlens.core.store import process_name
 from worker.context import WorkerContext
@@ -64,7 +65,8 @@ def classify_batch(ctx: WorkerContext, batch: dict, classifier: str) -> dict:
 def summarise_conversation(ctx: WorkerContext, conversation: dict, backend: str) -> dict:
     """Summarise one whole conversation and write the summary under its conversation id.
 
-    A failure is recorded for the conversation and re-raised, so RQ retries it with backoff.
+    A failure is recorded for the conversation and re-raised, so RQ retries it with backoff. The producer
+    sends a generative backend's conversations here, one per job (an older producer sent every backend's).
     """
     store = ctx.store
     item = Conversation.model_validate(conversation)
@@ -73,12 +75,55 @@ def summarise_conversation(ctx: WorkerContext, conversation: dict, backend: str)
     try:
         result = summariser.summarise(item.turns)
     except Exception as exc:
-        reason = f"{type(exc).__name__}: {exc}"[:500]
         store.write_summary_error(
-            item.run, SummaryError(conversation_id=item.conversation_id, backend=backend, error=reason)
+            item.run, SummaryError(conversation_id=item.conversation_id, backend=backend, error=_reason(exc))
         )
         raise
-    summary = Summary(
+    latency_ms = (time.perf_counter() - started) * 1000.0
+    store.write_summary(item.run, _summary(summariser, item, result, latency_ms))
+    ctx.metrics.summary(summariser.backend)
+    store.record_peak_rss(peak_rss_mb())
+    return {"run": item.run, "conversation_id": item.conversation_id, "words": len(result.text.split())}
+
+
+def summarise_conversations(ctx: WorkerContext, conversations: list[dict], backend: str) -> dict:
+    """Summarise several conversations, in one `summarise_many` call where the backend has one, and write
+    each summary under its conversation id.
+
+    A conversation that fails is recorded as an error while the others are written; then the job raises,
+    so RQ retries it with backoff (a summary written again overwrites the first, so the retry is safe).
+    """
+    store = ctx.store
+    items = [Conversation.model_validate(c) for c in conversations]
+    summariser = ctx.summariser(backend)
+    started = time.perf_counter()
+    results, failures = _summarise_guarded(summariser, [item.turns for item in items])
+    # One pass serves every conversation, so none has a latency of its own: each gets an equal share.
+    latency_ms = (time.perf_counter() - started) * 1000.0 / max(1, len(items))
+    for item, result in zip(items, results, strict=True):
+        if result is not None:
+            store.write_summary(item.run, _summary(summariser, item, result, latency_ms))
+            ctx.metrics.summary(summariser.backend)
+    for i, reason in failures.items():
+        failed = SummaryError(conversation_id=items[i].conversation_id, backend=backend, error=reason)
+        store.write_summary_error(items[i].run, failed)
+    store.record_peak_rss(peak_rss_mb())
+    if failures:
+        first = min(failures)
+        raise RuntimeError(
+            f"{len(failures)} of {len(items)} conversations failed to summarise "
+            f"(first: {items[first].conversation_id}: {failures[first]})"
+        )
+    return {
+        "run": items[0].run if items else None,
+        "conversations": len(items),
+        "summarised": len(items),
+        "errors": 0,
+    }
+
+
+def _summary(summariser: Summariser, item: Conversation, result: SummaryText, latency_ms: float) -> Summary:
+    return Summary(
         conversation_id=item.conversation_id,
         backend=summariser.backend,
         model_id=summariser.model_id,
@@ -87,13 +132,37 @@ def summarise_conversation(ctx: WorkerContext, conversation: dict, backend: str)
         input_tokens=result.input_tokens,
         output_tokens=result.output_tokens,
         calls=result.calls,
-        latency_ms=round((time.perf_counter() - started) * 1000.0, 3),
+        latency_ms=round(latency_ms, 3),
         worker=process_name(),
     )
-    store.write_summary(item.run, summary)
-    ctx.metrics.summary(summariser.backend)
-    store.record_peak_rss(peak_rss_mb())
-    return {"run": item.run, "conversation_id": item.conversation_id, "words": len(result.text.split())}
+
+
+def _summarise_guarded(
+    summariser: Summariser, conversations: list[list[str]]
+) -> tuple[list[SummaryText | None], dict[int, str]]:
+    many = getattr(summariser, "summarise_many", None)
+    if many is not None:
+        try:
+            return list(many(conversations)), {}
+        except JobTimeoutException:
+            raise  # the job's time is up: summarising one by one would run on with no timeout left to stop it
+        except Exception:
+            pass  # one conversation fails the whole call: find it below rather than fail them all
+    results: list[SummaryText | None] = []
+    failures: dict[int, str] = {}
+    for i, turns in enumerate(conversations):
+        try:
+            results.append(summariser.summarise(turns))
+        except JobTimeoutException:
+            raise
+        except Exception as exc:
+            results.append(None)
+            failures[i] = _reason(exc)
+    return results, failures
+
+
+def _reason(exc: Exception) -> str:
+    return f"{type(exc).__name__}: {exc}"[:500]
 
 
 def _predict_guarded(model: Classifier, texts: list[str]) -> tuple[list[Output | None], dict[int, str]]:
@@ -112,7 +181,7 @@ def _predict_guarded(model: Classifier, texts: list[str]) -> tuple[list[Output |
                 raise
             except Exception as exc:
                 outputs.append(None)
-                failures[i] = f"{type(exc).__name__}: {exc}"[:500]
+                failures[i] = _reason(exc)
         return outputs, failures
 
 

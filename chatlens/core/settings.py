@@ -141,9 +141,16 @@ class Settings(BaseSettings):
     registry_poll_s: float = Field(30.0, ge=0, description="how often a worker re-reads the alias")
 
     # Conversation summaries (queues summarise-<backend>)
-    summarise: bool = Field(True, description="the producer enqueues one summary job per conversation")
+    summarise: bool = Field(True, description="the producer summarises conversations that got new messages")
     summary_backend: str = Field(
         "extractive", description="extractive (offline default), transformers or mlx"
+    )
+    summary_job_conversations: int = Field(
+        16,
+        ge=1,
+        le=256,
+        description="conversations per summary job for a batched backend (extractive); generative backends "
+        "take one",
     )
     summary_model: str | None = Field(
         None,

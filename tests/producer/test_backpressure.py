@@ -1,15 +1,17 @@
-"""Back-pressure: the producer never lets a classify queue hold more than --max-queued jobs; it waits,
-says why in one line, and goes on as a worker drains the queue."""
+"""Back-pressure: the producer never lets a classify or summary queue hold more than --max-queued jobs; it
+waits, says why in one line, and goes on as a worker drains the queue."""
 
 from __future__ import annotations
 
 import threading
 import time
 
+import pytest
 import redis
 from rq import Queue
 
 from chatlens.core import queues
+from chatlens.core.schemas import Conversation
 from chatlens.core.settings import Settings
 from producer.flush import BatchWriter
 
@@ -51,3 +53,26 @@ def test_a_queue_under_the_bound_is_not_waited_on(fake_redis: redis.Redis) -> No
     writer = BatchWriter(fake_redis, settings, "bp", max_queued=100, on_wait=lines.append)
     writer.write([(f"{j:020d}", "c", j, f"text {j}", None) for j in range(8)])
     assert lines == [] and writer.totals.batches == 4 and writer.totals.waited_s == 0
+
+
+def refuse_to_wait(line: str) -> None:
+    raise AssertionError(f"waited: {line}")
+
+
+def test_the_summary_bound_counts_jobs_not_conversations(fake_redis: redis.Redis) -> None:
+    items = [Conversation(run="bp", conversation_id=f"c{i}", turns=[f"turn {i}"]) for i in range(4)]
+    queue = Queue(queues.summarise_queue("extractive"), connection=fake_redis, serializer=queues.SERIALIZER)
+    for _ in range(2):
+        queue.enqueue(queues.SUMMARISE_MANY_JOB, kwargs={"conversations": [], "backend": "extractive"})
+    # 2 jobs queued + 4 conversations in 1 job = 3 jobs: at the bound, not past it.
+    packed = BatchWriter(
+        fake_redis, Settings(summary_job_conversations=4), "bp", max_queued=3, on_wait=refuse_to_wait
+    )
+    packed.summarise(items)
+    assert queue.count == 3 and packed.totals.summaries == 4  # the count is of conversations
+    # One conversation per job: 4 more jobs would pass the bound, so the writer waits.
+    single = BatchWriter(
+        fake_redis, Settings(summary_job_conversations=1), "bp", max_queued=6, on_wait=refuse_to_wait
+    )
+    with pytest.raises(AssertionError, match="summarise-extractive holds 3 jobs"):
+        single.summarise(items)

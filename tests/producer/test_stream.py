@@ -126,8 +126,11 @@ def make_ingest(connection: redis.Redis, tmp_path: Path, clock: Clock, summarise
 
 
 def summary_jobs(connection: redis.Redis) -> list[dict]:
+    """The queued conversations, in order, whichever job carries them (the extractive one packs several)."""
     queue = Queue(queues.summarise_queue("extractive"), connection=connection, serializer=queues.SERIALIZER)
-    return [job.kwargs["conversation"] for job in queue.get_jobs()]
+    jobs = queue.get_jobs()
+    assert all(job.func_name == queues.SUMMARISE_MANY_JOB for job in jobs)
+    return [c for job in jobs for c in job.kwargs["conversations"]]
 
 
 def test_a_trickle_is_flushed_by_time_and_a_quiet_conversation_summarised(
