@@ -99,7 +99,7 @@ class ProduceCounts(Record):
     enqueued: int = 0
     already_present: int = 0
     batches: int = 0
-    conversations: int = 0  # summary jobs enqueued
+    conversations: int = 0  # conversations enqueued for a summary (a job may carry several)
 
     def line(self) -> str:
         """The one line `produce` ends with, whether it read a file or a stream."""
