@@ -6,6 +6,8 @@ from __future__ import annotations
 import resource
 import sys
 import time
+from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 from rq.timeouts import JobTimeoutException
 
@@ -14,6 +16,9 @@ from chatlens.backends.summariser import Summariser, SummaryText
 from chatlens.core.schemas import Conversation, MessageError, MicroBatch, Prediction, Summary, SummaryError
 from chatlens.core.store import process_name
 from worker.context import WorkerContext
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 def classify_batch(ctx: WorkerContext, batch: dict, classifier: str) -> dict:
@@ -148,17 +153,7 @@ def _summarise_guarded(
             raise  # the job's time is up: summarising one by one would run on with no timeout left to stop it
         except Exception:
             pass  # one conversation fails the whole call: find it below rather than fail them all
-    results: list[SummaryText | None] = []
-    failures: dict[int, str] = {}
-    for i, turns in enumerate(conversations):
-        try:
-            results.append(summariser.summarise(turns))
-        except JobTimeoutException:
-            raise
-        except Exception as exc:
-            results.append(None)
-            failures[i] = _reason(exc)
-    return results, failures
+    return _each_guarded(summariser.summarise, conversations)
 
 
 def _reason(exc: Exception) -> str:
@@ -172,17 +167,22 @@ def _predict_guarded(model: Classifier, texts: list[str]) -> tuple[list[Output |
         raise  # the job's time is up: a per-message retry would run on with no timeout left to stop it
     except Exception:
         # Find the message(s) at fault rather than failing the whole batch.
-        outputs: list[Output | None] = []
-        failures: dict[int, str] = {}
-        for i, text in enumerate(texts):
-            try:
-                outputs.append(model.predict([text])[0])
-            except JobTimeoutException:
-                raise
-            except Exception as exc:
-                outputs.append(None)
-                failures[i] = _reason(exc)
-        return outputs, failures
+        return _each_guarded(lambda text: model.predict([text])[0], texts)
+
+
+def _each_guarded(call: Callable[[T], R], items: Sequence[T]) -> tuple[list[R | None], dict[int, str]]:
+    """`call` on each item alone: one that fails is recorded by index and the others go on."""
+    results: list[R | None] = []
+    failures: dict[int, str] = {}
+    for i, item in enumerate(items):
+        try:
+            results.append(call(item))
+        except JobTimeoutException:
+            raise  # the job's time is up: going on would run with no timeout left to stop it
+        except Exception as exc:
+            results.append(None)
+            failures[i] = _reason(exc)
+    return results, failures
 
 
 def peak_rss_mb() -> float:

@@ -30,7 +30,9 @@ from chatlens.training.head import (
     class_weights,
     macro_f1,
     save_predictions,
+    set_card,
     tune_adjustment,
+    validation_report,
 )
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
@@ -172,14 +174,7 @@ def adapt(opts: AdaptOptions, progress: Progress) -> tuple[dict, np.ndarray]:
     if opts.predictions:
         save_predictions(opts.predictions, val_logits, y_val, w_val, prior)
     report = {
-        "train_files": [str(f) for f in opts.train_files],
-        "data_sha256": data.digest,
-        "rows": len(data.texts),
-        "train_rows": len(train_idx),
-        "validation_rows": len(val_idx),
-        "validation_conversations": len(set(data.groups[val_idx].tolist())),
-        "class_counts": {label: int(c) for label, c in zip(LABELS, data.counts, strict=True)},
-        "dropped_by_cleaning": data.dropped,
+        **validation_report(data, opts.train_files, train_idx, val_idx, tau, plain, adjusted),
         "adapter": {
             "method": "lora",
             "rank": opts.rank,
@@ -187,24 +182,12 @@ def adapt(opts: AdaptOptions, progress: Progress) -> tuple[dict, np.ndarray]:
             "targets": TARGET_MODULES[kind],
         },
         "best_epoch": best_epoch,
-        "tau": tau,
-        "validation_before_adjustment": {
-            "accuracy": round(accuracy(y_val, plain, w_val), 4),
-            "macro_f1": round(macro_f1(y_val, plain, w_val), 4),
-        },
-        "validation": {
-            "accuracy": round(accuracy(y_val, adjusted, w_val), 4),
-            "macro_f1": round(macro_f1(y_val, adjusted, w_val), 4),
-        },
         "device": str(device),
         "seconds": round(time.perf_counter() - started, 1),
         "options": {k: _plain(v) for k, v in asdict(opts).items()},
         "history": history,
     }
-    head.config = head.config.model_copy(
-        update={"logit_adjustment": [float(a) for a in adjustment], "training": report}
-    )
-    head.adjustment.copy_(torch.tensor(adjustment, dtype=torch.float32))
+    set_card(head, adjustment, report)
     adapter_dir = opts.out_dir / "adapter"
     model.save_pretrained(str(adapter_dir))
     report["version"] = save_head(head.cpu(), opts.out_dir)

@@ -24,7 +24,7 @@ from chatlens.backends.head import ClassifierHead, HeadConfig, save_head
 from chatlens.backends.hf import resolve_device
 from chatlens.core.errors import ChatlensError
 from chatlens.core.labels import LABELS
-from chatlens.training.data import grouped_indices, load_files
+from chatlens.training.data import Labelled, grouped_indices, load_files
 from chatlens.training.features import featurise
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
@@ -196,14 +196,45 @@ def train_head(opts: TrainOptions, progress: Progress) -> dict:
         save_predictions(opts.predictions, val_logits, y_val, w_val, prior)
 
     report = {
-        "train_files": [str(f) for f in opts.train_files],
+        **validation_report(data, opts.train_files, train_idx, val_idx, tau, plain, adjusted),
+        "kept_counts": {label: int(c) for label, c in zip(LABELS, kept, strict=True)},
+        "encode_seconds": round(encoded_s, 1),
+        "seconds": round(time.perf_counter() - started, 1),
+        "options": {k: _plain(v) for k, v in asdict(opts).items()},
+        "history": history,
+    }
+    set_card(head, adjustment, report)
+    report["version"] = save_head(head, opts.out_dir)
+    return report
+
+
+def set_card(head: ClassifierHead, adjustment: np.ndarray, report: dict) -> None:
+    """The tuned logit adjustment, in the weights and in the card, and the training report in the card."""
+    head.config = head.config.model_copy(
+        update={"logit_adjustment": [float(a) for a in adjustment], "training": report}
+    )
+    head.adjustment.copy_(torch.tensor(adjustment, dtype=torch.float32))
+
+
+def validation_report(
+    data: Labelled,
+    train_files: tuple[Path, ...],
+    train_idx: np.ndarray,
+    val_idx: np.ndarray,
+    tau: float,
+    plain: np.ndarray,
+    adjusted: np.ndarray,
+) -> dict:
+    """What a head's card says of its data and validation, for the frozen and the adapted trainer alike."""
+    y_val, w_val = data.y[val_idx], data.weights[val_idx]
+    return {
+        "train_files": [str(f) for f in train_files],
         "data_sha256": data.digest,
         "rows": len(data.texts),
         "train_rows": len(train_idx),
         "validation_rows": len(val_idx),
         "validation_conversations": len(set(data.groups[val_idx].tolist())),
         "class_counts": {label: int(c) for label, c in zip(LABELS, data.counts, strict=True)},
-        "kept_counts": {label: int(c) for label, c in zip(LABELS, kept, strict=True)},
         "dropped_by_cleaning": data.dropped,
         "tau": tau,
         "validation_before_adjustment": {
@@ -214,17 +245,7 @@ def train_head(opts: TrainOptions, progress: Progress) -> dict:
             "accuracy": round(accuracy(y_val, adjusted, w_val), 4),
             "macro_f1": round(macro_f1(y_val, adjusted, w_val), 4),
         },
-        "encode_seconds": round(encoded_s, 1),
-        "seconds": round(time.perf_counter() - started, 1),
-        "options": {k: _plain(v) for k, v in asdict(opts).items()},
-        "history": history,
     }
-    head.config = head.config.model_copy(
-        update={"logit_adjustment": [float(a) for a in adjustment], "training": report}
-    )
-    head.adjustment.copy_(torch.tensor(adjustment, dtype=torch.float32))
-    report["version"] = save_head(head, opts.out_dir)
-    return report
 
 
 def save_predictions(
