@@ -165,7 +165,6 @@ def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tenso
     return torch.nn.functional.normalize(pooled, p=2, dim=1)
 
 
-@functools.cache
 def shared_encoder(
     source: str | None = None,
     max_length: int = 256,
@@ -176,6 +175,19 @@ def shared_encoder(
 ) -> SentenceEncoder:
     """One encoder per process and configuration: the default classifier and the extractive summariser
     read the same MiniLM, so a worker serving both loads it once."""
+    # Positional, so that a default passed by name and one left out are the same cache key.
+    return _cached_encoder(source, max_length, batch_size, int8, models_dir, adapter)
+
+
+@functools.cache
+def _cached_encoder(
+    source: str | None,
+    max_length: int,
+    batch_size: int,
+    int8: bool,
+    models_dir: Path | None,
+    adapter: Path | None,
+) -> SentenceEncoder:
     return SentenceEncoder(
         source, max_length=max_length, batch_size=batch_size, int8=int8, models_dir=models_dir,
         adapter=adapter,

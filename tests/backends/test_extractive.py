@@ -149,7 +149,7 @@ def test_the_model_is_loaded_once_in_the_constructor(monkeypatch: pytest.MonkeyP
         return real_load(source, loader, **kwargs)
 
     monkeypatch.setattr(chatlens.backends.encoder, "load_pretrained", counting_load)
-    chatlens.backends.encoder.shared_encoder.cache_clear()
+    chatlens.backends.encoder._cached_encoder.cache_clear()
     settings = Settings(summary_sentences=2, summary_words=30)
     built = ExtractiveSummariser.from_settings(settings)
     assert sorted(loads) == ["AutoModel", "AutoTokenizer"]

@@ -24,7 +24,8 @@ from chatlens.cli.demo import EXAMPLE_FILE
 from tests.backends.tiny_models import tiny_bart_config
 
 BART_POSITIONS = 64
-LLAMA_POSITIONS = 128
+# Room for the shared instruction (about 70 of this tokenizer's tokens) and a short conversation.
+LLAMA_POSITIONS = 160
 CHAT_TOKENS = ["<|user|>", "<|assistant|>", "<|end|>"]
 # Llama-3-like in shape: a BOS, one header per turn, an end-of-turn token that also ends generation.
 CHAT_TEMPLATE = (
