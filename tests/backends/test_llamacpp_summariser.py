@@ -11,7 +11,7 @@ from chatlens.backends.summariser import INSTRUCTION, SUMMARISERS, conversation_
 from chatlens.core.errors import ChatlensError
 from chatlens.core.queues import summarise_queue
 from chatlens.core.settings import Settings
-from tests.backends.tiny_generators import messages
+from tests.backends.tiny_generators import LLAMA_POSITIONS, messages
 
 # A real model and its embedded server: the full suite only, not `make test-fast`.
 pytestmark = pytest.mark.slow
@@ -44,10 +44,10 @@ def test_registered_with_its_own_queue() -> None:
 
 
 def test_budget_is_the_context_less_the_prompt_and_the_output(summariser: LlamaCppSummariser) -> None:
-    # The tiny model was trained on 128 positions: the KV cache may be larger, the budget may not.
-    assert summariser.context == 128
+    # The tiny model was trained on LLAMA_POSITIONS: the KV cache may be larger, the budget may not.
+    assert summariser.context == LLAMA_POSITIONS
     overhead = max(len(summariser._prompt(i, "")) for i in (INSTRUCTION,))
-    assert 32 <= summariser.budget <= 128 - MAX_NEW - overhead
+    assert 32 <= summariser.budget <= LLAMA_POSITIONS - MAX_NEW - overhead
 
 
 def test_a_long_conversation_is_map_reduced_and_every_call_fits(summariser: LlamaCppSummariser) -> None:
