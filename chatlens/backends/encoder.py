@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import json
 import os
 import warnings
 from enum import StrEnum
@@ -92,7 +93,7 @@ class SentenceEncoder:
         self.tokenizer = load_pretrained(path, AutoTokenizer)
         self.model = load_encoder_model(path)
         if adapter is not None:
-            self.model = merge_adapter(self.model, adapter)
+            self.model = merge_adapter(self.model, adapter, self.model_id)
             self.model_id += f"+lora-{adapter_version(adapter)}"
         if int8:
             self.model = quantize_int8(self.model)
@@ -133,7 +134,7 @@ def pooled_states(model: torch.nn.Module, batch: dict[str, torch.Tensor], poolin
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
 
 
-def merge_adapter(model: torch.nn.Module, adapter: Path) -> torch.nn.Module:
+def merge_adapter(model: torch.nn.Module, adapter: Path, model_id: str) -> torch.nn.Module:
     """Fold a LoRA adapter (peft's `save_pretrained` layout) into the encoder's weights: after the merge
     the encoder runs at exactly the frozen model's speed."""
     if not (adapter / ADAPTER_WEIGHTS).exists():
@@ -144,7 +145,15 @@ def merge_adapter(model: torch.nn.Module, adapter: Path) -> torch.nn.Module:
         raise ChatlensError(
             f"the adapter in {adapter} needs the Python package 'peft': pip install 'chatlens[mpnet]'"
         ) from exc
-    return PeftModel.from_pretrained(model, str(adapter)).merge_and_unload().eval()
+    try:
+        adapted = PeftModel.from_pretrained(model, str(adapter))
+    except RuntimeError as exc:  # peft's load_state_dict: "size mismatch for ..." on another encoder
+        config = json.loads((adapter / "adapter_config.json").read_text(encoding="utf-8"))
+        raise ChatlensError(
+            f"the LoRA adapter in {adapter} was trained on {config.get('base_model_name_or_path')}, "
+            f"not on {model_id!r}: its weights do not fit; use the encoder it was trained for"
+        ) from exc
+    return adapted.merge_and_unload().eval()
 
 
 def adapter_version(adapter: Path) -> str:

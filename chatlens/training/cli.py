@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.progress import TaskID
@@ -11,6 +11,9 @@ from rich.progress import TaskID
 from chatlens.core.console import out, progress_bar, user_errors
 from chatlens.core.errors import ChatlensError
 from chatlens.core.settings import get_settings
+
+if TYPE_CHECKING:  # torch and peft load only when the command runs
+    from chatlens.training.adapt import AdaptOptions
 
 
 @user_errors
@@ -125,19 +128,12 @@ def train(
             progress.update(tasks[key], completed=done, description=stage)
 
         result = train_head(options, report)
-    v0, v1 = result["validation_before_adjustment"], result["validation"]
-    out.print(
-        f"validation ({result['validation_rows']} rows, {result['validation_conversations']} conversations): "
-        f"accuracy {v0['accuracy']:.3f} / macro-F1 {v0['macro_f1']:.3f} -> "
-        f"with logit adjustment (tau {result['tau']:.2f}) {v1['accuracy']:.3f} / {v1['macro_f1']:.3f}; "
-        f"{result['seconds']} s ({result['encode_seconds']} s encoding)",
-        highlight=False,
-        soft_wrap=True,
-    )
+    tail = f"{result['seconds']} s ({result['encode_seconds']} s encoding)"
+    out.print(validation_line(result, tail), highlight=False, soft_wrap=True)
     out.print(f"head {result['version']} written to {options.out_dir}", highlight=False, soft_wrap=True)
 
 
-def run_adapt(options: object) -> None:
+def run_adapt(options: AdaptOptions) -> None:
     from chatlens.training.adapt import adapt
 
     with progress_bar() as progress:
@@ -146,19 +142,21 @@ def run_adapt(options: object) -> None:
         def report(stage: str, done: int, total: int) -> None:
             progress.update(task, description=stage, completed=done, total=total)
 
-        result, _ = adapt(options, report)  # type: ignore[arg-type]
+        result, _ = adapt(options, report)
+    tail = f"best epoch {result['best_epoch']}, {result['seconds']} s on {result['device']}"
+    out.print(validation_line(result, tail), highlight=False, soft_wrap=True)
+    written = f"head {result['version']} and its adapter written to {options.out_dir}"
+    out.print(written, highlight=False, soft_wrap=True)
+
+
+def validation_line(result: dict, tail: str) -> str:
+    """The one line a head trainer ends with: validation before and after the logit adjustment."""
     v0, v1 = result["validation_before_adjustment"], result["validation"]
-    out.print(
+    return (
         f"validation ({result['validation_rows']} rows, {result['validation_conversations']} conversations): "
         f"accuracy {v0['accuracy']:.3f} / macro-F1 {v0['macro_f1']:.3f} -> "
-        f"with logit adjustment (tau {result['tau']:.2f}) {v1['accuracy']:.3f} / {v1['macro_f1']:.3f}; "
-        f"best epoch {result['best_epoch']}, {result['seconds']} s on {result['device']}",
-        highlight=False, soft_wrap=True,
-    )  # fmt: skip
-    out.print(
-        f"head {result['version']} and its adapter written to {options.out_dir}",  # type: ignore[attr-defined]
-        highlight=False, soft_wrap=True,
-    )  # fmt: skip
+        f"with logit adjustment (tau {result['tau']:.2f}) {v1['accuracy']:.3f} / {v1['macro_f1']:.3f}; {tail}"
+    )
 
 
 def run_finetune(options: object, tracking_uri: str, register: str, promote: bool) -> None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from chatlens.backends.classifiers.minilm import MiniLMClassifier
-from chatlens.backends.head import load_head
 from chatlens.core.errors import ChatlensError
 from chatlens.core.settings import Settings
 
@@ -34,7 +33,6 @@ class AccurateClassifier(MiniLMClassifier):
         int8: bool = False,
     ) -> None:
         head_dir = head_dir or ACCURATE_HEAD_DIR
-        check_encoder_fits(head_dir, encoder, models_dir)
         adapter = head_dir / ADAPTER_DIR
         super().__init__(
             head_dir=head_dir,
@@ -45,24 +43,13 @@ class AccurateClassifier(MiniLMClassifier):
             models_dir=models_dir,
             adapter=adapter if adapter.is_dir() else None,
         )
-
-
-def check_encoder_fits(head_dir: Path, encoder: str, models_dir: Path) -> None:
-    """Refuse a head (and its adapter) made for another encoder from the configs alone, before the
-    weights load: a mismatched adapter would otherwise fail deep inside peft."""
-    from transformers import AutoConfig
-
-    from chatlens.backends.encoder import Pooling, load_pretrained, resolve_encoder
-
-    head = load_head(head_dir).config
-    config = load_pretrained(resolve_encoder(encoder, models_dir)[0], AutoConfig)
-    layers = config.num_hidden_layers + 1 if head.pooling is Pooling.LAYER_MEANS else 1
-    if head.input_dim != config.hidden_size * layers:
-        raise ChatlensError(
-            f"the accurate head in {head_dir} was trained on {head.encoder} "
-            f"({head.input_dim} features), not on {encoder!r} ({config.hidden_size * layers}); "
-            "fix CHATLENS_ACCURATE_ENCODER or CHATLENS_ACCURATE_HEAD_PATH"
-        )
+        expected = self.encoder.dim(self.head.config.pooling)
+        if self.head.config.input_dim != expected:
+            raise ChatlensError(
+                f"the accurate head in {head_dir} was trained on {self.head.config.encoder} "
+                f"({self.head.config.input_dim} features), not on {encoder!r} ({expected}); "
+                "fix CHATLENS_ACCURATE_ENCODER or CHATLENS_ACCURATE_HEAD_PATH"
+            )
 
 
 def build(settings: Settings) -> AccurateClassifier:
