@@ -38,8 +38,7 @@ class Labelled:
 
 
 def load_files(paths: list[Path], cap_per_class: int | None = None, seed: int = 0) -> Labelled:
-    from producer.cleaning import clean
-    from producer.reader import Columns, read_messages
+    from producer.table import read_table
 
     texts: list[str] = []
     labels: list[int] = []
@@ -47,7 +46,7 @@ def load_files(paths: list[Path], cap_per_class: int | None = None, seed: int = 
     dropped = {"missing": 0, "duplicate": 0, "rejected": 0, "unlabelled": 0}
     index = {label: i for i, label in enumerate(LABELS)}
     for k, path in enumerate(paths):
-        result = clean(read_messages(path, Columns()), max_chars=10**9)
+        result = read_table(path)
         rows = result.rows
         labelled = rows[rows["label"].notna()]
         if labelled.empty:

@@ -56,10 +56,9 @@ class TrainOptions:
 
 
 def load_labelled(path: Path) -> tuple[list[str], np.ndarray]:
-    from producer.cleaning import clean
-    from producer.reader import Columns, read_messages
+    from producer.table import read_table
 
-    rows = clean(read_messages(path, Columns()), max_chars=10**9).rows
+    rows = read_table(path).rows
     rows = rows[rows["label"].notna()]
     if rows.empty:
         raise ChatlensError(f"{path}: no labelled rows (need a 'sentiment' column with the 8 labels)")

@@ -22,7 +22,7 @@ from chatlens.core.queues import default_queues
 from chatlens.core.settings import Settings
 from chatlens.training.data import grouped_indices, load_files
 from chatlens.training.head import TrainOptions, train_head
-from producer.cli import produce_file
+from producer.pipeline import produce_input
 from tests.backends.tiny_mpnet import NAME, install_pieces, save_tiny_mpnet
 from tests.helpers import run_chatlens, subprocess_env
 from worker.runner import create_worker
@@ -114,7 +114,7 @@ def test_the_accurate_classifier_predicts_through_a_real_worker(
         redis_url=redis_url, classifiers=["accurate"], summarise=False, models_dir=tiny,
         accurate_encoder=NAME, accurate_head_path=tmp_path / "head",
     )  # fmt: skip
-    counts = produce_file(settings, EXAMPLE_FILE, "acc-run", redis_url=redis_url, warn_idle_queues=False)
+    counts = produce_input(settings, EXAMPLE_FILE, "acc-run", redis_url=redis_url, warn_idle_queues=False)
     assert counts.enqueued == 95
     connection = redis.Redis.from_url(redis_url)
     assert create_worker(settings, connection, default_queues(settings)).work(burst=True)

@@ -19,8 +19,8 @@ from chatlens.core import keys, queues
 from chatlens.core.connection import FAKE_URL, connect
 from chatlens.core.settings import Settings
 from chatlens.core.store import RunStore
+from producer.csv_out import RejectsFile
 from producer.flush import BatchWriter
-from producer.rejects import RejectsFile
 from producer.stream import Ingest, StreamOptions
 from tests.helpers import subprocess_env
 
@@ -235,7 +235,7 @@ def test_follow_reads_a_growing_file_through_rotation_and_stops_cleanly(
 ) -> None:
     import threading
 
-    from producer.stream_cli import produce_stream
+    from producer.pipeline import produce_input as produce_stream
 
     path = tmp_path / "live.jsonl"
     path.write_text(jsonl([{"conversation_id": "a", "message": "one"}]))
