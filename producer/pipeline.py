@@ -9,6 +9,7 @@ import signal
 import sys
 import threading
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
 from typing import BinaryIO
@@ -17,7 +18,7 @@ from chatlens.backends.classifier import CLASSIFIERS
 from chatlens.backends.summariser import SUMMARISERS
 from chatlens.core import queues
 from chatlens.core.connection import connect_settings
-from chatlens.core.console import err, out
+from chatlens.core.console import err, out, progress_bar
 from chatlens.core.errors import ChatlensError
 from chatlens.core.keys import check_run_name
 from chatlens.core.schemas import ProduceCounts
@@ -155,7 +156,7 @@ def _open_input(
     if sample is not None:
         parts = _first_pass(rows, settings, sample, str(file), stop)
         rows = open_rows(FileInput(file), fmt, columns)
-    return lambda ingest: _read_file(rows, ingest, stop), parts
+    return lambda ingest: _read_file(rows, ingest, stop, str(file)), parts
 
 
 def _check_arguments(
@@ -212,13 +213,26 @@ def _until(rows: Iterator[RawRow], stop: threading.Event) -> Iterator[RawRow]:
             return
 
 
-def _read_file(rows: Iterator[RawRow], ingest: Ingest, stop: threading.Event) -> None:
-    for count, raw in enumerate(rows, start=1):
-        ingest.add(raw)
-        if count % _TICK_EVERY_ROWS == 0:
-            ingest.tick()
-            if stop.is_set():
-                return
+def _read_file(rows: Iterator[RawRow], ingest: Ingest, stop: threading.Event, source: str) -> None:
+    with _rows_read(source) as show:
+        for count, raw in enumerate(rows, start=1):
+            ingest.add(raw)
+            if count % _TICK_EVERY_ROWS == 0:
+                ingest.tick()
+                show(count)
+                if stop.is_set():
+                    return
+
+
+@contextmanager
+def _rows_read(source: str) -> Iterator[Callable[[int], None]]:
+    """On a terminal, the rows read so far: a large file takes minutes."""
+    if not err.is_terminal:
+        yield lambda count: None
+        return
+    with progress_bar() as bar:
+        task = bar.add_task(f"read {source} (rows)", total=None)
+        yield lambda count: bar.update(task, completed=count)
 
 
 def _pump(feed: Feed, ingest: Ingest, stop: threading.Event, source: str) -> None:
