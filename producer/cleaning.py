@@ -4,7 +4,7 @@ row's position in its conversation. Every row is accounted for."""
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from chatlens.core.labels import LABELS
@@ -146,9 +146,3 @@ class RowRules:
         self.seen.add(fingerprint)
         # check_row passed: the id and the message are str
         return message_id(cid, position, message), cid, position, message, canonical  # type: ignore[arg-type, return-value]
-
-
-def clean_labels(rows: Iterable[RawRow], max_chars: int) -> list[str | None]:
-    """The labels of the rows `RowRules` keeps, in order: the first pass of a sample or split."""
-    rules = RowRules(max_chars, lambda reject: None)
-    return [ready[4] for raw in rows if (ready := rules.accept(raw)) is not None]

@@ -14,6 +14,8 @@ from pathlib import Path
 from types import FrameType
 from typing import BinaryIO
 
+from rich.markup import escape
+
 from chatlens.backends.classifier import CLASSIFIERS
 from chatlens.backends.summariser import SUMMARISERS
 from chatlens.core import queues
@@ -23,13 +25,12 @@ from chatlens.core.errors import ChatlensError
 from chatlens.core.keys import check_run_name
 from chatlens.core.schemas import ProduceCounts
 from chatlens.core.settings import Settings
-from producer.cleaning import clean_labels
 from producer.csv_out import RejectsFile, SplitFiles
 from producer.enqueue import queues_without_workers, record_run
 from producer.flush import BatchWriter
 from producer.input_checks import no_rows
 from producer.rows import Columns, Format, RawRow, format_of
-from producer.sampling import Parts, Sample, Selection, selection
+from producer.sampling import Parts, Sample, Selection, selection, strata_of
 from producer.sources import END, Feed, FileInput, StdinInput, follow_feed, open_rows, stdin_feed
 from producer.stream import Ingest, StreamOptions
 
@@ -106,7 +107,7 @@ def produce_input(
             split.close()
     out.print(counts.line(), highlight=False, soft_wrap=True)
     if rejects.count:
-        _say(f"rejected rows are listed in {rejects.path}")
+        _say(f"rejected rows are listed in {escape(str(rejects.path))}")
     if counts.batches and warn_idle_queues:
         idle = queues_without_workers(connection, queues.default_queues(settings))
         if idle:
@@ -193,14 +194,14 @@ def _first_pass(
     rows: Iterator[RawRow], settings: Settings, sample: Sample, source: str, stop: threading.Event
 ) -> Parts:
     """Each clean row's part; nothing is written yet, so a stop here ends the command at once."""
-    labels = clean_labels(_until(rows, stop), settings.max_message_chars)
+    kept = strata_of(_until(rows, stop), settings.max_message_chars)
     if stop.is_set():
         raise Stopped(f"stopped while reading {source} for the sample or split; nothing was written")
-    parts = selection(labels, sample)
-    if labels and not parts.chosen:
+    parts = selection(kept, sample)
+    if len(kept) and not parts.chosen:
         raise ChatlensError(
             f"--sample-frac {sample.sample_frac} / --split {sample.split} --test-frac {sample.test_frac} "
-            f"select none of the {len(labels)} clean rows of {source}; "
+            f"select none of the {len(kept)} clean rows of {source}; "
             "raise the fraction (nothing was written)"
         )
     return parts
@@ -236,7 +237,7 @@ def _rows_read(source: str) -> Iterator[Callable[[int], None]]:
 
 
 def _pump(feed: Feed, ingest: Ingest, stop: threading.Event, source: str) -> None:
-    _say(f"reading {source}; Ctrl-C or SIGTERM flushes what was read and stops")
+    _say(f"reading {escape(source)}; Ctrl-C or SIGTERM flushes what was read and stops")
     try:
         while not stop.is_set():
             item = feed.get(timeout=ingest.next_wake())

@@ -1,19 +1,26 @@
 """Stratified sampling and train/test splitting by label, deterministic for a given seed.
 
-A file with `--sample-frac`/`--split` is read twice: the first pass keeps only each clean row's label,
-`selection` decides from those labels, and the second pass enqueues the rows chosen (`Selection`).
+A file with `--sample-frac`/`--split` is read twice: the first pass keeps only each clean row's stratum
+(`strata_of`), `selection` decides from those, and the second pass enqueues the rows chosen (`Selection`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import numpy as np
 
-from producer.cleaning import Ready
+from chatlens.core.labels import LABELS
+from producer.cleaning import Ready, RowRules
+from producer.rows import RawRow
 
+# A clean row's stratum is its label's code, numbered in the labels' sort order (unlabelled first): one
+# byte a row in the first pass, where a list of 2M label strings would pin ~100 MB of small objects.
 _UNLABELLED = "\x00unlabelled"
+_STRATUM = {
+    (None if name == _UNLABELLED else name): code for code, name in enumerate(sorted([_UNLABELLED, *LABELS]))
+}
 LEFT_OUT, TRAIN, TEST = 0, 1, 2  # a clean row's part: not sampled, in the train part (or `all`), in the test
 
 
@@ -50,14 +57,20 @@ class Parts:
         return self.parts.count(self.wanted)
 
 
-def selection(labels: list[str | None], sample: Sample) -> Parts:
-    """Each clean row's part from the labels alone: first the stratified sample, then the stratified
+def strata_of(rows: Iterable[RawRow], max_chars: int) -> np.ndarray:
+    """The first pass: the stratum of each row the cleaning rules keep, in input order."""
+    rules = RowRules(max_chars, lambda reject: None)
+    codes = bytearray()
+    for raw in rows:
+        ready = rules.accept(raw)
+        if ready is not None:
+            codes.append(_STRATUM[ready[4]])
+    return np.frombuffer(bytes(codes), dtype=np.uint8)
+
+
+def selection(strata: np.ndarray, sample: Sample) -> Parts:
+    """Each clean row's part from its stratum alone: first the stratified sample, then the stratified
     split of the sample (another seed, so that the two are independent)."""
-    names = sorted({_UNLABELLED if label is None else label for label in labels})
-    code = {name: i for i, name in enumerate(names)}
-    strata = np.fromiter(
-        (code[_UNLABELLED if v is None else v] for v in labels), dtype=np.int16, count=len(labels)
-    )
     sampled = (
         strata_mask(strata, sample.sample_frac, sample.seed)
         if sample.sample_frac < 1.0

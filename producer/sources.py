@@ -168,6 +168,10 @@ class _Replay(io.BufferedIOBase):
 
 def _parquet(source: Input, head: Head, columns: Columns) -> Iterator[RawRow]:
     """Parquet's index is at the end of the file: stdin is spooled to a temp file first."""
+    if isinstance(source, FollowInput):
+        raise ChatlensError(
+            f"{source.name}: a Parquet file cannot be followed (its index is written last); drop --follow"
+        )
     if isinstance(source, FileInput):
         return parquet_rows(source.path, columns, open_parquet(source.path, columns, source.name))
     with tempfile.NamedTemporaryFile(suffix=".parquet", delete=False) as spool:

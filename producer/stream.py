@@ -123,7 +123,8 @@ class Ingest:
         self.flush()
         if self.options.summarise:
             self._summarise_quiet(float("inf"))
-        self._record(self.clock())
+        if self.rules.read:  # a stream stopped before its first row registers no run
+            self._record(self.clock())
         totals = self.writer.totals
         return ProduceCounts(
             read=self.rules.read,
