@@ -172,6 +172,17 @@ READ = [
         Read("read 2 / dropped-missing 0 / dropped-duplicate 0 / rejected 0 / not-selected 0 / enqueued 2"),
     ),
     (
+        "line-separators.csv",  # only \n, \r\n and \r end a CSV line; \x0c or U+2028 is text
+        GOOD + "2,page\x0cbreak,Sad\n2,one\u2028line,Sad\n".encode(),
+        Read("read 4 / dropped-missing 0 / dropped-duplicate 0 / rejected 0 / not-selected 0 / enqueued 4"),
+    ),
+    (
+        "line-separators.jsonl",  # a raw U+2028 is valid inside a JSON string
+        json.dumps({"conversation_id": "1", "message": "one\u2028line\x85too"}, ensure_ascii=False).encode()
+        + b"\n",
+        Read("read 1 / dropped-missing 0 / dropped-duplicate 0 / rejected 0 / not-selected 0 / enqueued 1"),
+    ),
+    (
         "late-ragged.csv",  # a ragged row past the head is a reject like any other
         HEADER + b"1,fine message number one,Happy\n" * 3000 + b"2,a,b,c,Sad\n",
         Read(

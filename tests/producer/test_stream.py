@@ -5,8 +5,10 @@ run with a worker on a live stream."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -23,6 +25,7 @@ from chatlens.core.settings import Settings
 from chatlens.core.store import RunStore
 from producer.csv_out import RejectsFile
 from producer.flush import BatchWriter
+from producer.pipeline import STDIN, produce_input
 from producer.stream import Ingest, StreamOptions
 from tests.helpers import subprocess_env
 
@@ -217,10 +220,6 @@ def wait_for(condition, timeout: float) -> None:  # type: ignore[no-untyped-def]
 def test_follow_reads_a_growing_file_through_rotation_and_stops_cleanly(
     fake: redis.Redis, tmp_path: Path
 ) -> None:
-    import threading
-
-    from producer.pipeline import produce_input
-
     path = tmp_path / "live.jsonl"
     path.write_text(jsonl([{"conversation_id": "a", "message": "one"}]))
     stop = threading.Event()
@@ -277,3 +276,29 @@ def test_sigterm_flushes_what_was_read_and_prints_the_count(redis_url: str, tmp_
     out = producer.stdout.read()
     assert "read 2 / " in out and "enqueued 2" in out and "Traceback" not in out
     assert connection.hlen(keys.messages("term")) == 2
+
+
+def test_a_stream_stopped_before_any_input_ends_cleanly_and_registers_nothing(
+    fake: redis.Redis, tmp_path: Path
+) -> None:
+    """stdin held open and silent (a pipe nobody writes to yet), then a stop: the wait for the input's
+    head is interrupted, the count is all zeros and no run is registered."""
+    read_end, write_end = os.pipe()
+    stop = threading.Event()
+    done: list[object] = []
+    with os.fdopen(read_end, "rb", buffering=0) as stdin:
+        thread = threading.Thread(
+            target=lambda: done.append(
+                produce_input(
+                    Settings(summarise=False), STDIN, "idle", redis_url=FAKE_URL, stdin=stdin, stop=stop
+                )
+            )
+        )
+        thread.start()
+        time.sleep(0.5)
+        stop.set()
+        thread.join(20)
+    os.close(write_end)
+    assert not thread.is_alive()
+    assert done[0].read == 0  # type: ignore[attr-defined]
+    assert fake.keys("chatlens:*") == []
