@@ -29,15 +29,11 @@ def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
-def is_chatlens_queue(name: str, settings: Settings) -> bool:
-    return name.startswith((q.CLASSIFY_PREFIX, q.SUMMARISE_PREFIX)) or name == settings.eval_queue
-
-
 def queue_names(connection: Redis, settings: Settings) -> list[str]:
     """The queues the settings name, and every chatlens queue RQ knows of (another host's backends)."""
     known = {_text(k).removeprefix(QUEUE_KEY_PREFIX) for k in connection.smembers(Queue.redis_queues_keys)}
     wanted = {*q.default_queues(settings), settings.eval_queue}
-    return sorted(n for n in known | wanted if is_chatlens_queue(n, settings))
+    return sorted(n for n in known | wanted if q.is_chatlens_queue(n, settings))
 
 
 def _oldest_age_s(queue: Queue, now: float) -> float | None:

@@ -35,7 +35,8 @@ def register() -> None:
 if __name__ == "__main__":
     import typer
 
-    from worker.cli import worker
+    from worker.cli import WorkerCommands
+    from worker.runner import WORKER_JOBS
 
     register()
-    typer.run(worker)
+    typer.run(WorkerCommands(WORKER_JOBS).worker)
