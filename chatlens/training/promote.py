@@ -43,8 +43,8 @@ def score_version(
     uri = client.get_model_version_download_uri(name, version)  # type: ignore[attr-defined]
     directory = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, tracking_uri=tracking_uri))
     classifier = FineTunedClassifier(directory, name, version, torch.device("cpu"))
-    predicted = np.array([LABELS.index(o.label) for o in classifier.predict(texts)], dtype=np.int64)
-    return figures(y, predicted)
+    predicted = [LABELS.index(o.label) for o in classifier.predict(texts)]
+    return figures(y, np.array(predicted, dtype=np.int64))
 
 
 def decide(
