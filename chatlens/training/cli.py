@@ -33,6 +33,7 @@ TrainFiles = Annotated[
     list[Path],
     typer.Option("--train", help="labelled CSV, JSONL or Parquet file; repeat to train on several"),
 ]
+Epochs = Annotated[int, typer.Option(min=1, help="passes over the training rows")]
 ValFrac = Annotated[
     float, typer.Option(min=0.01, max=0.5, help="share of the conversations held out for validation")
 ]
@@ -61,7 +62,7 @@ Limit = Annotated[int | None, typer.Option(min=10, help="first N rows only (smok
 def train_head_command(
     train_files: TrainFiles,
     out_dir: Annotated[Path, typer.Option("--out", help="directory to write head.safetensors/head.json to")],
-    epochs: Annotated[int, typer.Option(min=1, help="passes over the training rows")] = 15,
+    epochs: Epochs = 15,
     hidden_dim: Annotated[int, typer.Option(min=0, help="0 = a linear head")] = 0,
     class_weight_power: ClassWeightPower = 0.5,
     tune_adjustment: Annotated[
@@ -101,7 +102,7 @@ def train_adapt_command(
     ],
     encoder: Encoder = None,
     rank: Annotated[int, typer.Option(min=1, help="LoRA rank (alpha is twice the rank)")] = 8,
-    epochs: Annotated[int, typer.Option(min=1, help="passes over the training rows")] = 3,
+    epochs: Epochs = 3,
     lr: Annotated[float, typer.Option(help="adapter learning rate")] = 3e-4,
     batch_size: BatchSize = 32,
     max_length: MaxLength = 128,
@@ -137,7 +138,7 @@ def train_finetune_command(
     train_files: TrainFiles,
     out_dir: Annotated[Path, typer.Option("--out", help="directory to write the fine-tuned model to")],
     base: Annotated[str | None, typer.Option(help="HF id or path \\[default: bundled MiniLM]")] = None,
-    epochs: Annotated[int, typer.Option(min=1, help="passes over the training rows")] = 4,
+    epochs: Epochs = 4,
     lr: Annotated[float, typer.Option(help="encoder learning rate")] = 5e-5,
     batch_size: BatchSize = 32,
     max_length: MaxLength = 128,

@@ -34,14 +34,16 @@ class Labelled:
     groups: np.ndarray  # "file#conversation_id" per row: the unit of the validation split
     weights: np.ndarray  # count/kept of the row's class (1.0 without a cap)
     counts: np.ndarray  # rows per class in the files, before any cap
+    conversations: np.ndarray  # every group of the files, before any cap or limit: what the split draws from
     dropped: dict[str, int]  # rows cleaning dropped, per reason, over all files
     digest: str  # SHA-256 of the kept (text, label) rows: which data a model was trained on
 
     def subset(self, index: np.ndarray) -> Labelled:
         texts, y = [self.texts[i] for i in index], self.y[index]
         return Labelled(
-            texts, y, self.groups[index], self.weights[index], self.counts, self.dropped, _digest(texts, y)
-        )
+            texts, y, self.groups[index], self.weights[index], self.counts, self.conversations, self.dropped,
+            _digest(texts, y),
+        )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -86,16 +88,12 @@ def load_files(paths: Sequence[Path], cap_per_class: int | None = None, seed: in
     keep = np.arange(len(y)) if cap_per_class is None else capped_indices(y, cap_per_class, seed)
     kept = np.bincount(y[keep], minlength=len(LABELS))
     weights = (counts / np.clip(kept, 1, None))[y[keep]]
+    every_group = np.asarray(groups, dtype=object)
     texts = [texts[i] for i in keep]
     return Labelled(
-        texts,
-        y[keep],
-        np.asarray(groups, dtype=object)[keep],
-        weights,
-        counts,
-        dropped,
+        texts, y[keep], every_group[keep], weights, counts, np.unique(every_group), dropped,
         _digest(texts, y[keep]),
-    )
+    )  # fmt: skip
 
 
 def load_split(
@@ -105,17 +103,25 @@ def load_split(
     cap_per_class: int | None = None,
     limit: int | None = None,
 ) -> Split:
-    """The files' labelled rows (the first `limit` only, for smoke runs) split by conversation."""
+    """The files' labelled rows (capped, and the first `limit` only for smoke runs) split by conversation.
+
+    The held-out conversations are drawn from every conversation of the files, before the cap and the
+    limit: they depend on the files, `val_frac` and `seed` alone, so a capped or limited run validates on
+    part of the full run's validation conversations and trains on none of them (the promotion gate scores
+    the full set)."""
     data = load_files(paths, cap_per_class, seed)
     if limit:
         data = data.subset(np.arange(min(limit, len(data.texts))))
-    train, val = grouped_indices(data.groups, val_frac, seed)
-    if not len(train):
-        conversations = len(set(data.groups.tolist()))
+    train, val = grouped_indices(data.groups, val_frac, seed, data.conversations)
+    files = ", ".join(map(str, paths))
+    if len(data.conversations) < 2:
         raise ChatlensError(
-            f"{', '.join(map(str, paths))}: {conversations} conversation(s), too few to hold whole "
-            "conversations out for validation and train on the rest"
+            f"{files}: {len(data.conversations)} conversation(s), too few to hold whole conversations out "
+            "for validation and train on the rest"
         )
+    if not len(train) or not len(val):
+        part = "validation" if not len(val) else "training"
+        raise ChatlensError(f"{files}: the rows kept (--limit, --cap-per-class) hold no {part} conversation")
     return Split(data, train, val)
 
 
@@ -136,9 +142,12 @@ def capped_indices(y: np.ndarray, cap: int, seed: int) -> np.ndarray:
     return np.sort(np.concatenate(keep))
 
 
-def grouped_indices(groups: np.ndarray, frac: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """(train, validation) row indices; validation is a seeded `frac` of the conversations."""
-    names = np.unique(groups)
+def grouped_indices(
+    groups: np.ndarray, frac: float, seed: int, names: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """(train, validation) row indices; validation is a seeded `frac` of the conversations `names`
+    (sorted and unique; by default those of `groups`)."""
+    names = np.unique(groups) if names is None else names
     rng = np.random.default_rng(seed)
     held = set(rng.permutation(names)[: max(1, round(frac * len(names)))].tolist())
     is_held = np.array([g in held for g in groups])

@@ -56,12 +56,15 @@ def validation_report(split: Split, train_files: tuple[Path, ...], tau: float, p
 
 
 def _per_class(y: np.ndarray, predicted: np.ndarray, weight: np.ndarray) -> dict[str, dict[str, float]]:
-    precision, recall, f1 = class_scores(confusion(y, predicted, len(LABELS), weight))
+    """The labels macro-F1 averages over (in truth or prediction), as eval's report lists them."""
+    matrix = confusion(y, predicted, len(LABELS), weight)
+    precision, recall, f1 = class_scores(matrix)
     support = np.bincount(y, minlength=len(LABELS))
+    present = (matrix.sum(axis=0) + matrix.sum(axis=1)) > 0
     return {
         label: {"precision": round(float(precision[i]), 4), "recall": round(float(recall[i]), 4),
                 "f1": round(float(f1[i]), 4), "support": int(support[i])}
-        for i, label in enumerate(LABELS)
+        for i, label in enumerate(LABELS) if present[i]
     }  # fmt: skip
 
 

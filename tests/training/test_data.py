@@ -55,6 +55,29 @@ def test_a_limit_keeps_the_first_rows_and_names_them_in_the_digest() -> None:
     assert np.array_equal(limited.data.counts, full.data.counts)  # the prior stays the files' label mix
 
 
+@pytest.mark.parametrize(("cap", "limit"), [(None, 40), (4, None), (6, 30)])
+def test_a_capped_or_limited_run_holds_out_part_of_the_full_runs_conversations(
+    cap: int | None, limit: int | None
+) -> None:
+    """So the promotion gate, which scores the full run's validation, never scores a row such a run
+    trained on."""
+    full = load_split([EXAMPLE_FILE], 0.3, 0)
+    part = load_split([EXAMPLE_FILE], 0.3, 0, cap_per_class=cap, limit=limit)
+    assert len(part.data.texts) < len(full.data.texts) and len(part.val) > 0
+    held = set(full.data.groups[full.val].tolist())
+    assert set(part.data.groups[part.val].tolist()) <= held
+    assert held.isdisjoint(part.data.groups[part.train].tolist())
+    full_val_texts = {full.data.texts[i] for i in full.val}
+    assert full_val_texts.isdisjoint(part.data.texts[i] for i in part.train)
+
+
+def test_a_limit_that_keeps_no_validation_conversation_is_one_clear_error() -> None:
+    full = load_split([EXAMPLE_FILE], 0.2, 0)
+    first_held = int(full.val.min())  # rows before it are all training rows
+    with pytest.raises(ChatlensError, match="hold no validation conversation"):
+        load_split([EXAMPLE_FILE], 0.2, 0, limit=max(first_held, 10))
+
+
 def test_one_conversation_is_too_few_to_split(tmp_path: Path) -> None:
     path = write(tmp_path / "one.csv", [("7", "hello", "Happy"), ("7", "bye", "Sad")])
     with pytest.raises(ChatlensError, match=r"one.csv: 1 conversation\(s\), too few"):

@@ -39,10 +39,11 @@ def test_weighted_figures_are_sklearns_with_sample_weights() -> None:
 
 def test_the_validation_report_card_and_line_agree() -> None:
     n = len(Y)
+    groups = np.array([f"0#{i // 2}" for i in range(n + 4)], dtype=object)
     data = Labelled(
-        texts=[f"t{i}" for i in range(n + 4)], y=np.concatenate([Y, [0, 1, 2, 3]]),
-        groups=np.array([f"0#{i // 2}" for i in range(n + 4)], dtype=object), weights=np.ones(n + 4),
-        counts=np.bincount(Y, minlength=8), dropped={"missing": 0}, digest="d",
+        texts=[f"t{i}" for i in range(n + 4)], y=np.concatenate([Y, [0, 1, 2, 3]]), groups=groups,
+        weights=np.ones(n + 4), counts=np.bincount(Y, minlength=8), conversations=np.unique(groups),
+        dropped={}, digest="d",
     )  # fmt: skip
     split = Split(data, train=np.arange(n, n + 4), val=np.arange(n))
     report = validation_report(split, (Path("a.csv"),), 0.25, plain=Y, adjusted=P)
@@ -50,9 +51,11 @@ def test_the_validation_report_card_and_line_agree() -> None:
     assert report["validation_before_adjustment"] == {"accuracy": 1.0, "macro_f1": 1.0}
     assert (report["validation_rows"], report["train_rows"], report["validation_conversations"]) == (10, 4, 5)
     per_class = report["validation_per_class"]
-    assert list(per_class) == list(LABELS)
+    assert list(per_class) == list(LABELS[:7])  # Angry, in neither truth nor prediction, has no F1
     assert per_class["Neutral"] == {"precision": 0.5, "recall": 0.5, "f1": 0.5, "support": 2}
-    assert per_class["Fearful"]["support"] == 0 and per_class["Fearful"]["precision"] == 0.0
+    assert per_class["Fearful"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 0}
+    mean_f1 = np.mean([s["f1"] for s in per_class.values()])
+    assert abs(mean_f1 - report["validation"]["macro_f1"]) < 1e-3
     assert f"macro-F1 {report['validation']['macro_f1']:.4f}" in per_class_text(report)
     line = validation_line(report, "tail")
     assert line.startswith("validation (10 rows, 5 conversations): accuracy 1.000 / macro-F1 1.000 -> ")
