@@ -137,8 +137,8 @@ def macro_f1(matrix: np.ndarray) -> float:
     set, not for any error, so a small validation slice, a `--limit` run or a one-conversation
     evaluation would read worse than the same model on a full set, and the figures of training and of
     reports could not be set side by side. On a set that holds all 8 labels, as test.csv and the
-    trainers' validation slices do, the two definitions give the same number. A label predicted but
-    never true still counts, with F1 0: a false alarm is an error.
+    validation conversations of the full training files do, the two definitions give the same number. A
+    label predicted but never true still counts, with F1 0: a false alarm is an error.
     """
     _, _, f1 = class_scores(matrix)
     present = (matrix.sum(axis=0) + matrix.sum(axis=1)) > 0
