@@ -10,7 +10,7 @@ from chatlens.bench.cli import bench
 from chatlens.cli.demo import demo
 from chatlens.cli.job_functions import JOB_FUNCTIONS
 from chatlens.ops.cli import status
-from chatlens.training.cli import promote, train
+from chatlens.training.cli import promote, train_app
 from eval.cli import cron, eval_summaries, evaluate, results
 from producer.cli import produce, summarise
 from producer.drop import drop
@@ -31,7 +31,7 @@ app.command("eval")(evaluate)
 app.command()(results)
 app.command()(summarise)
 app.command("eval-summaries")(eval_summaries)
-app.command()(train)
+app.add_typer(train_app)
 app.command()(bench)
 app.command()(demo)
 app.command()(cron)
