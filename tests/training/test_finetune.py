@@ -46,7 +46,7 @@ def test_tiny_finetune_logs_and_registers_a_version(tmp_path: Path) -> None:
     artifacts = {a.path for a in client.list_artifacts(mv.run_id)}
     assert {"curves.png", "validation_report.txt", "model"} <= artifacts
     assert mv.tags["val_macro_f1"]
-    classifier = FineTunedClassifier(tmp_path / "v1", "tiny-ft", "1", torch.device("cpu"))
+    classifier = FineTunedClassifier(tmp_path / "v1", None, torch.device("cpu"))
     assert len(classifier.predict(["hello", "what do you think?"])) == 2
 
 
