@@ -47,6 +47,7 @@ def test_tiny_finetune_logs_and_registers_a_version(tmp_path: Path) -> None:
     assert {"curves.png", "validation_report.txt", "model"} <= artifacts
     assert mv.tags["val_macro_f1"]
     classifier = FineTunedClassifier(tmp_path / "v1", None, torch.device("cpu"))
+    assert classifier.version.startswith(f"{tmp_path / 'v1'}+head-")  # the directory and its head's hash
     assert len(classifier.predict(["hello", "what do you think?"])) == 2
 
 
@@ -106,11 +107,11 @@ def test_worker_follows_the_moved_alias_between_batches(
             path.write_text("conversation_id,message\n" + "".join(f"1,{text} {i}\n" for i in range(4)))
             produce_file(Settings(), path, run, redis_url=redis_url, warn_idle_queues=False)
             deadline = time.monotonic() + 120
-            while connection.hlen(keys.results(run, "tiny-ft")) < 4:
+            while connection.hlen(keys.results(run, "finetuned")) < 4:
                 assert worker.poll() is None, worker.stderr.read() if worker.stderr else ""
                 assert time.monotonic() < deadline, "no results"
                 time.sleep(0.2)
-            raw = connection.hvals(keys.results(run, "tiny-ft"))
+            raw = connection.hvals(keys.results(run, "finetuned"))
             versions[run] = {Prediction.model_validate_json(r).model_version for r in raw}
     finally:
         worker.terminate()
