@@ -132,13 +132,12 @@ def _run(connection: Redis, store: RunStore, run: str, failed_by_run: dict[str, 
     for model in store.models(run):
         models[model] = {
             "done": store.result_count(run, model),
-            "errors": int(connection.hlen(keys.errors(run, model))),
+            "errors": store.error_count(run, model),
             "total": messages,
         }
     remaining = sum(max(0, m["total"] - m["done"] - m["errors"]) for m in models.values())
     # A classifier the producer enqueued for that has written nothing yet still has every message to do.
-    expected = len(info.classifiers) if info else 0
-    remaining += max(0, expected - len(models)) * messages
+    remaining += sum(messages for name in (info.classifiers if info else []) if name not in models)
     rate = messages_per_s(connection, run, now)
     raw_eval = connection.get(keys.last_eval(run))
     last_eval = LastEval.model_validate_json(raw_eval) if raw_eval else None

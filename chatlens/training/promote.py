@@ -42,7 +42,7 @@ def score_version(
 ) -> dict[str, float]:
     uri = client.get_model_version_download_uri(name, version)  # type: ignore[attr-defined]
     directory = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, tracking_uri=tracking_uri))
-    classifier = FineTunedClassifier(directory, name, version, torch.device("cpu"))
+    classifier = FineTunedClassifier(directory, version, torch.device("cpu"))
     predicted = [LABELS.index(o.label) for o in classifier.predict(texts)]
     return figures(y, np.array(predicted, dtype=np.int64))
 

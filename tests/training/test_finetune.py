@@ -13,7 +13,7 @@ import pytest
 import redis
 import torch
 
-from chatlens.backends.classifiers.finetuned import RegistryClassifier
+from chatlens.backends.classifiers.finetuned import FineTunedClassifier, RegistryClassifier
 from chatlens.cli.demo import EXAMPLE_FILE
 from chatlens.core import keys
 from chatlens.core.labels import LABELS
@@ -67,6 +67,9 @@ def test_tiny_finetune_registers_a_version_that_serves_what_it_validated(tmp_pat
     assert labels == [LABELS[i] for i in val_logits.argmax(1)]
     metrics = score("tiny-ft", [LABELS[i] for i in split.data.y[split.val]], labels, len(texts), len(texts))
     assert {"accuracy": metrics.accuracy, "macro_f1": metrics.macro_f1} == report["validation"]
+    # Served from its local directory, a fine-tuned model's version names the directory and its head's hash.
+    local = FineTunedClassifier(tmp_path / "v1", None, torch.device("cpu"))
+    assert local.version.startswith(f"{tmp_path / 'v1'}+head-")
 
 
 def test_promotion_gate_promotes_and_refuses(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -129,11 +132,11 @@ def test_worker_follows_the_moved_alias_between_batches(
             path.write_text("conversation_id,message\n" + "".join(f"1,{text} {i}\n" for i in range(4)))
             produce_file(Settings(), path, run, redis_url=redis_url, warn_idle_queues=False)
             deadline = time.monotonic() + 120
-            while connection.hlen(keys.results(run, "tiny-ft")) < 4:
+            while connection.hlen(keys.results(run, "finetuned")) < 4:
                 assert worker.poll() is None, worker.stderr.read() if worker.stderr else ""
                 assert time.monotonic() < deadline, "no results"
                 time.sleep(0.2)
-            raw = connection.hvals(keys.results(run, "tiny-ft"))
+            raw = connection.hvals(keys.results(run, "finetuned"))
             versions[run] = {Prediction.model_validate_json(r).model_version for r in raw}
     finally:
         worker.terminate()

@@ -15,7 +15,6 @@ SECONDS_PER_BATCH = 4.0
 
 
 class SlowClassifier:
-    name = "slow"
     version = "slow-1"
 
     def predict(self, texts: list[str]) -> list[Output]:

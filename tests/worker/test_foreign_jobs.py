@@ -72,7 +72,7 @@ def test_foreign_jobs_are_refused_on_every_queue_not_retried_and_the_worker_goes
         assert any(f"refused job {job_id}" in r.getMessage() for r in caplog.records), name
     assert not (tmp_path / "pwned-0").exists()
     # The real jobs behind them ran.
-    assert connection.hlen(keys.results("real", "minilm-head")) == 3
+    assert connection.hlen(keys.results("real", "default")) == 3
     assert connection.hlen(keys.summaries("real")) == 2
 
     # Listed as foreign, and never requeued.
