@@ -17,12 +17,14 @@ from rq.defaults import DEFAULT_CRON_JOB_HISTORY_LIMIT, DEFAULT_CRON_JOB_HISTORY
 from rq.job import Job
 
 from chatlens.core import queues
+from chatlens.core.rq_private import add_cron_job
 from chatlens.core.settings import Settings
 from eval.jobs import evaluate_latest_run
 
 # rq 3.0's CronJob.enqueue builds its Queue with the default (pickle) serializer and offers no option
 # for another, while our workers take JSON only. The two classes below are the one place that works
-# around it: the same enqueue with a JSON queue, and a register() that makes such jobs.
+# around it: rq's enqueue with a JSON queue (tests/core/test_rq_assumptions.py checks that it writes
+# what rq's own writes), and a register() that schedules such jobs.
 
 
 class JSONCronJob(CronJob):
@@ -46,7 +48,7 @@ class JSONCronJob(CronJob):
 class JSONCronScheduler(CronScheduler):
     def register(self, func: Any, queue_name: str, **options: Any) -> CronJob:  # type: ignore[override]  # options are CronJob's keywords
         job = JSONCronJob(queue_name=queue_name, func=func, **options)
-        self._cron_jobs.append(job)
+        add_cron_job(self, job)
         return job
 
 

@@ -1,4 +1,7 @@
-"""Logging an evaluation to MLflow: one run per model, with the same figures and files as on disk."""
+"""Logging an evaluation to MLflow: one run per model, with the same figures and files as on disk.
+
+A model is named by its registry key (run name `<run>/<key>`, param `model`, tag `chatlens.model`), as in
+Redis, metrics.json and report.md; what exactly produced its results is the param `model_version`."""
 
 from __future__ import annotations
 
@@ -68,7 +71,9 @@ def log_evaluation(
                     "errors": m.errors,
                 }
             )
-            mlflow.set_tags({"chatlens.kind": "classification-eval", "chatlens.run": run})
+            mlflow.set_tags(
+                {"chatlens.kind": "classification-eval", "chatlens.run": run, "chatlens.model": m.model}
+            )
             for name in ("metrics.json", "report.md", f"confusion_{m.model}.png"):
                 if (out_dir / name).exists():
                     mlflow.log_artifact(str(out_dir / name))

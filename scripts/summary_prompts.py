@@ -6,8 +6,8 @@
 Each variant (an instruction and a max-new-tokens bound) summarises the same seeded subset of the
 reference conversations through the configured generative backend (CHATLENS_SUMMARY_BACKEND, default
 llamacpp), one generation call per conversation, and is scored with ROUGE-1/2/L F1 against the
-references. The winner becomes `chatlens.backends.summariser.INSTRUCTION`; the figure to report is then
-`chatlens eval-summaries` on all the references.
+references. The winner becomes `chatlens.backends.summarisers.generative.INSTRUCTION`; the figure to
+report is then `chatlens eval-summaries` on all the references.
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from chatlens.backends.summariser import INSTRUCTION, SUMMARISERS, conversation_text
+from chatlens.backends.summariser import SUMMARISERS, conversation_text
+from chatlens.backends.summarisers.generative import INSTRUCTION
 from chatlens.core.settings import Settings
 from eval.summary_metrics import score_summaries
 
@@ -64,7 +65,7 @@ def main() -> None:
         outputs = []
         for row in subset:
             # A reference conversation is one string; its turns are not separated in the file.
-            text, _, _ = summariser._generate(instruction, conversation_text([row["message"]]))  # type: ignore[attr-defined]
+            text, _, _ = summariser.generate(instruction, conversation_text([row["message"]]))  # type: ignore[attr-defined]
             outputs.append(text.strip())
         scores = score_summaries(outputs, [r["summary"] for r in subset], [r["message"] for r in subset])
         results[name] = {

@@ -20,7 +20,7 @@ def test_demo_runs_the_whole_path_in_process(tmp_path: Path) -> None:
     assert "in-process Redis (fakeredis)" in result.output
     assert "enqueued 95" in result.output
     metrics = json.loads((tmp_path / "demo" / "metrics.json").read_text())
-    assert metrics["models"]["minilm-head"]["coverage"] == 1.0
+    assert metrics["models"]["default"]["coverage"] == 1.0
     assert "# chatlens evaluation: run `demo`" in result.output
     assert "Conversation summaries (extractive, 12 conversations)" in result.output
     lines = (tmp_path / "demo" / "summaries.jsonl").read_text().splitlines()

@@ -32,7 +32,7 @@ def test_produce_worker_eval(redis_url: str, tmp_path: Path) -> None:
 
     connection = redis.Redis.from_url(redis_url)
     message_ids = set(connection.hkeys(keys.messages("e2e")))
-    result_ids = connection.hkeys(keys.results("e2e", "minilm-head"))
+    result_ids = connection.hkeys(keys.results("e2e", "default"))
     assert len(message_ids) == 95
     assert (
         len(result_ids) == len(set(result_ids)) == 95 and set(result_ids) == message_ids
@@ -48,16 +48,16 @@ def test_produce_worker_eval(redis_url: str, tmp_path: Path) -> None:
     evaluated = run_chatlens("eval", "--run", "e2e", "--out", str(out), env=env)
     assert evaluated.returncode == 0, evaluated.stderr
     metrics = json.loads((out / "metrics.json").read_text())
-    model = metrics["models"]["minilm-head"]
+    model = metrics["models"]["default"]
     assert metrics["messages"] == 95 and model["n"] == 95 and model["coverage"] == 1.0
     assert 0 < model["accuracy"] <= 1 and sum(map(sum, model["confusion_matrix"])) == 95
-    assert (out / "confusion_minilm-head.png").exists() and (out / "report.md").exists()
+    assert (out / "confusion_default.png").exists() and (out / "report.md").exists()
 
     exported = run_chatlens("results", "--run", "e2e", "--output", str(tmp_path / "r.csv"), env=env)
     assert exported.returncode == 0, exported.stderr
     with (tmp_path / "r.csv").open() as handle:
         rows = list(csv.DictReader(handle))
-    assert len(rows) == 95 and all(r["minilm-head.label"] for r in rows)
+    assert len(rows) == 95 and all(r["default.label"] for r in rows)
 
     exported = run_chatlens("results", "--run", "e2e", "--summaries", "--format", "jsonl", env=env)
     assert exported.returncode == 0, exported.stderr

@@ -45,25 +45,26 @@ def test_default_zeroshot_and_emotion_queues(redis_url: str, tmp_path: Path) -> 
     connection = redis.Redis.from_url(redis_url)
     message_ids = set(connection.hkeys(keys.messages("three")))
     assert len(message_ids) == 95
-    for model in ("minilm-head", "zeroshot-nli", "emotion-go"):
+    for model in ("default", "zeroshot", "emotion"):
         assert set(connection.hkeys(keys.results("three", model))) == message_ids, model
 
     out = tmp_path / "report"
     evaluated = run_chatlens("eval", "--run", "three", "--out", str(out), env=env, timeout=300)
     assert evaluated.returncode == 0, evaluated.stderr
     metrics = json.loads((out / "metrics.json").read_text())
-    assert sorted(metrics["models"]) == ["emotion-go", "minilm-head", "zeroshot-nli"]
+    assert sorted(metrics["models"]) == ["default", "emotion", "zeroshot"]
     assert all(m["coverage"] == 1.0 and m["n"] == 95 for m in metrics["models"].values())
-    assert metrics["models"]["zeroshot-nli"]["model_versions"] == [str(bart)]
+    (version,) = metrics["models"]["zeroshot"]["model_versions"]
+    assert version.startswith(f"{bart}+hypotheses-")  # the weights, then the hypotheses' hash
     for model in metrics["models"]:
         assert (out / f"confusion_{model}.png").exists()
     report = (out / "report.md").read_text()
-    assert "| emotion-go |" in report and "| zeroshot-nli |" in report
+    assert "| emotion |" in report and "| zeroshot |" in report
 
     exported = run_chatlens("results", "--run", "three", "--format", "jsonl", env=env, timeout=300)
     records = [json.loads(line) for line in exported.stdout.splitlines()]
     assert len(records) == 95
-    assert all(sorted(r["predictions"]) == ["emotion-go", "minilm-head", "zeroshot-nli"] for r in records)
+    assert all(sorted(r["predictions"]) == ["default", "emotion", "zeroshot"] for r in records)
 
 
 def test_a_worker_without_its_model_refuses_to_start(redis_url: str) -> None:

@@ -1,1 +1,2 @@
-"""RQ workers: load the classifiers once per process and run micro-batches through them."""
+"""RQ workers: load their models once per process, then classify micro-batches, summarise conversations
+and, serving the eval queue, run the nightly evaluation."""

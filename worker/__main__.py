@@ -1,5 +1,7 @@
 import typer
 
-from worker.cli import worker
+from worker.cli import WorkerCommands
+from worker.runner import WORKER_JOBS
 
-typer.run(worker)
+# The worker role alone: `chatlens worker` (chatlens/cli) also runs the nightly evaluation.
+typer.run(WorkerCommands(WORKER_JOBS).worker)

@@ -28,11 +28,11 @@ class WorkerContext(JobContext):
         self.metrics = WorkerMetrics(self.settings.progress_log_s, process_name())
 
     def classifier(self, name: str) -> Classifier:
+        """The classifier registered as `name`, the one name its loads and results are counted under."""
         if name not in self.classifiers:
-            model = CLASSIFIERS.build(name, self.settings)
-            self.classifiers[name] = model
-            self.store.record_model_load(model.name)
-            self.metrics.model_loaded(model.name)
+            self.classifiers[name] = CLASSIFIERS.build(name, self.settings)
+            self.store.record_model_load(name)
+            self.metrics.model_loaded(name)
         return self.classifiers[name]
 
     def summariser(self, backend: str) -> Summariser:

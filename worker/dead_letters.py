@@ -10,6 +10,7 @@ names a function no worker may run.
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from dataclasses import asdict, dataclass
 
 from redis import Redis
@@ -41,9 +42,7 @@ class FailedJob:
 def chatlens_queues(connection: Redis, settings: Settings) -> list[Queue]:
     """Every queue RQ knows that chatlens fills: classify-*, summarise-* and the eval queue."""
     known = {qu.name for qu in Queue.all(connection=connection)}
-    names = sorted(
-        n for n in known if n.startswith((q.CLASSIFY_PREFIX, q.SUMMARISE_PREFIX)) or n == settings.eval_queue
-    )
+    names = sorted(n for n in known if q.is_chatlens_queue(n, settings))
     return [Queue(n, connection=connection, serializer=q.SERIALIZER, job_class=ContextJob) for n in names]
 
 
@@ -75,8 +74,8 @@ _EXCEPTION_LINE = re.compile(
 
 
 def _reason(job: Job) -> tuple[str, str | None]:
-    result = job.latest_result()
-    text = (result.exc_string if result is not None else None) or job._exc_info or ""
+    result = job.latest_result()  # rq 3 keeps a failure's traceback in its Result, never in the job hash
+    text = (result.exc_string if result is not None else None) or ""
     lines = [line for line in text.strip().splitlines() if line.strip()]
     # The exception's own line ("ValueError: ..."), not what some exceptions print after it.
     headers = [m.group(1) for line in lines if (m := _EXCEPTION_LINE.match(line))]
@@ -96,7 +95,11 @@ def _safe_fetch(registry: FailedJobRegistry, job_id: str) -> Job | None:
         return None
 
 
-def failed_jobs(connection: Redis, settings: Settings, run: str | None = None) -> list[FailedJob]:
+def failed_jobs(
+    connection: Redis, settings: Settings, job_functions: Collection[str], run: str | None = None
+) -> list[FailedJob]:
+    """The failed jobs of chatlens's queues; a job whose function is not in `job_functions` (the job
+    functions chatlens's workers run) is listed as foreign."""
     found: list[FailedJob] = []
     for queue in chatlens_queues(connection, settings):
         registry = queue.failed_job_registry
@@ -104,7 +107,7 @@ def failed_jobs(connection: Redis, settings: Settings, run: str | None = None) -
             job = _safe_fetch(registry, job_id)
             if job is None:
                 continue
-            foreign = foreign_reason(job) is not None
+            foreign = foreign_reason(job, job_functions) is not None
             job_run, what = _describe(job) if not foreign else (None, f"foreign: {job.func_name}")
             if run is not None and job_run != run:
                 continue
@@ -117,6 +120,7 @@ def failed_jobs(connection: Redis, settings: Settings, run: str | None = None) -
 def requeue(
     connection: Redis,
     settings: Settings,
+    job_functions: Collection[str],
     job_ids: list[str] | None,
     run: str | None = None,
     queue: str | None = None,
@@ -124,7 +128,9 @@ def requeue(
     """Put failed chatlens jobs back on their queue: the given ids, or (job_ids None) every one that
     matches `run` and `queue`. A foreign or unknown id is refused with one line, before anything moves;
     with no ids, foreign jobs are left where they are. Returns (requeued, foreign left behind)."""
-    listed = [f for f in failed_jobs(connection, settings, run) if queue is None or f.queue == queue]
+    listed = [
+        f for f in failed_jobs(connection, settings, job_functions, run) if queue is None or f.queue == queue
+    ]
     chosen = listed if job_ids is None else []
     if job_ids is not None:
         by_id = {f.job_id: f for f in listed}

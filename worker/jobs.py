@@ -24,6 +24,8 @@ R = TypeVar("R")
 def classify_batch(ctx: WorkerContext, batch: dict, classifier: str) -> dict:
     """Classify one micro-batch and write one result per message, in one Redis round trip.
 
+    Results, errors and metrics go under `classifier`, the registry key the job was queued for: the
+    model's one name. What exactly produced them is the model's `version`, kept with each prediction.
     A message the model fails on is recorded as an error for that message; the worker goes on.
     """
     store = ctx.store
@@ -34,8 +36,8 @@ def classify_batch(ctx: WorkerContext, batch: dict, classifier: str) -> dict:
         before = model.version
         refresh()
         if model.version != before:
-            store.record_model_load(model.name)
-            ctx.metrics.model_loaded(model.name)
+            store.record_model_load(classifier)
+            ctx.metrics.model_loaded(classifier)
     texts = [item.text for item in micro.items]
 
     started = time.perf_counter()
@@ -46,7 +48,7 @@ def classify_batch(ctx: WorkerContext, batch: dict, classifier: str) -> dict:
     predictions = [
         Prediction(
             message_id=item.id,
-            model=model.name,
+            model=classifier,
             model_version=model.version,
             label=out.label,
             confidence=out.confidence,
@@ -58,13 +60,13 @@ def classify_batch(ctx: WorkerContext, batch: dict, classifier: str) -> dict:
         if out is not None
     ]
     errors = [
-        MessageError(message_id=micro.items[i].id, model=model.name, error=reason)
+        MessageError(message_id=micro.items[i].id, model=classifier, error=reason)
         for i, reason in failures.items()
     ]
-    store.write_results(micro.run, model.name, predictions, errors)
-    ctx.metrics.batch(model.name, len(texts), latency_ms / 1000.0, len(predictions), len(errors))
+    store.write_results(micro.run, classifier, predictions, errors)
+    ctx.metrics.batch(classifier, len(texts), latency_ms / 1000.0, len(predictions), len(errors))
     store.record_peak_rss(peak_rss_mb())
-    return {"run": micro.run, "model": model.name, "predicted": len(predictions), "errors": len(errors)}
+    return {"run": micro.run, "model": classifier, "predicted": len(predictions), "errors": len(errors)}
 
 
 def summarise_conversation(ctx: WorkerContext, conversation: dict, backend: str) -> dict:

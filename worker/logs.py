@@ -65,7 +65,7 @@ class JsonFormatter(RedactingFormatter):
             "logger": record.name,
             "message": self.redact(record.getMessage()),
         }
-        for key in ("worker", "batches", "messages", "errors", "summaries", "messages_per_s"):
+        for key in ("worker", "batches", "messages", "errors", "models", "summaries", "messages_per_s"):
             if hasattr(record, key):
                 document[key] = getattr(record, key)
         if record.exc_info:

@@ -38,6 +38,7 @@ class _Window:
     messages: int = 0
     errors: int = 0
     summaries: int = 0
+    by_model: dict[str, int] = field(default_factory=dict)  # classifier key -> messages classified
 
 
 class WorkerMetrics:
@@ -121,6 +122,7 @@ class WorkerMetrics:
         self.window.batches += 1
         self.window.messages += classified
         self.window.errors += errors
+        self.window.by_model[model] = self.window.by_model.get(model, 0) + classified
         self._maybe_log()
 
     def summary(self, backend: str) -> None:
@@ -136,12 +138,15 @@ class WorkerMetrics:
             return
         w = self.window
         rate = w.messages / elapsed if elapsed > 0 else 0.0
+        # A worker serving several classify queues: each model's share, under its one name.
+        models = ", ".join(f"{m} {n}" for m, n in w.by_model.items())
         log.info(
-            "progress %s: %d batches, %d messages (%d errors), %d summaries in %.0fs: %.1f msg/s",
+            "progress %s: %d batches, %d messages (%d errors)%s, %d summaries in %.0fs: %.1f msg/s",
             self.name,
             w.batches,
             w.messages,
             w.errors,
+            f" [{models}]" if models else "",
             w.summaries,
             elapsed,
             rate,
@@ -150,6 +155,7 @@ class WorkerMetrics:
                 "batches": w.batches,
                 "messages": w.messages,
                 "errors": w.errors,
+                "models": dict(w.by_model),
                 "summaries": w.summaries,
                 "messages_per_s": round(rate, 2),
             },

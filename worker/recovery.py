@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -27,6 +27,7 @@ from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from rq import Queue
 from rq.exceptions import NoSuchJobError
+from rq.executions import Execution
 from rq.job import JobStatus
 from rq.job_lifecycle import record_job_failure
 from rq.utils import as_text
@@ -52,9 +53,13 @@ class Reclaimed:
     requeued: bool  # False: its worker died too often, moved to the failed registry
 
 
-def _execution_worker(connection: Redis, entry: str) -> str:
-    name = connection.hget(f"rq:execution:{entry}", "worker_name")
-    return as_text(name) if name else ""
+def _execution_worker(execution: Execution) -> str:
+    """The name of the worker running `execution`, or "" once its record has expired."""
+    try:
+        execution.refresh()
+    except ValueError:  # rq's "not found in Redis"
+        return ""
+    return execution.worker_name
 
 
 def reclaim(
@@ -75,8 +80,9 @@ def reclaim(
     entries: list[tuple[bytes, float]] = connection.zrange(registry.key, 0, -1, withscores=True)  # type: ignore[assignment]
     for raw, score in entries:
         entry = as_text(raw)
-        job_id = entry.split(":", 1)[0]
-        worker = _execution_worker(connection, entry)
+        execution = Execution.from_composite_key(entry, connection)  # "<job id>:<execution id>"
+        job_id = execution.job_id
+        worker = _execution_worker(execution)
         expired = expired_before is not None and score < expired_before
         if not expired and worker not in workers:
             continue
@@ -88,7 +94,10 @@ def reclaim(
             continue
         worker = worker or job.worker_name or ""  # its execution record may have expired already
         with connection.pipeline() as pipe:
-            pipe.delete(f"rq:execution:{entry}")
+            # One MULTI for the whole: Queue.enqueue_job starts one itself on a pipeline that has none yet,
+            # and cannot once a command is queued in it.
+            pipe.multi()
+            pipe.delete(execution.key)
             # A finished or failed job's leftover entry is not an abandoned batch.
             if job.get_status(refresh=False) != JobStatus.STARTED:
                 pipe.execute()
@@ -97,9 +106,9 @@ def reclaim(
             job.meta[RECLAIMS] = died
             requeued = died <= max_reclaims
             if requeued:
-                queue._enqueue_job(job, pipeline=pipe, at_front=True)  # saves meta with the job
+                queue.enqueue_job(job, pipeline=pipe, at_front=True)  # saves meta with the job
             else:
-                pipe.hset(job.key, "meta", job._serialize_meta())
+                job.save(pipeline=pipe)  # for its meta: the failed registry saves the job without it
                 reason = (
                     f"AbandonedJobError: worker died {died} times while running this batch"
                     f" (last: {worker or '?'})"
@@ -174,9 +183,8 @@ class Heartbeat(threading.Thread):
 
     def beat(self) -> None:
         for execution in list(self.worker.executions.values()):
-            job = execution._job
-            if job is not None:
-                self.worker.maintain_heartbeats(job, execution)
+            # The job object the worker is performing: rq sets it when it creates the execution.
+            self.worker.maintain_heartbeats(execution.job, execution)
 
     def _log_at_most_every(self, line: str, seconds: float = 10.0) -> None:
         if time.monotonic() - self._last_error_log >= seconds:
@@ -184,11 +192,12 @@ class Heartbeat(threading.Thread):
             log.warning(line)
 
 
-def wait_for_redis(connection: Redis, max_wait_s: float, stop: Callable[[], bool] = lambda: False) -> int:
-    """Block until Redis answers a PING (or `stop()` is true), backing off 1 s, 2 s, 4 s ... up to
-    `max_wait_s`, one log line per attempt. Returns the number of failed attempts."""
+def wait_for_redis(connection: Redis, max_wait_s: float, stop: threading.Event | None = None) -> int:
+    """Block until Redis answers a PING (or `stop` is set, which ends a backoff at once), backing off
+    1 s, 2 s, 4 s ... up to `max_wait_s`, one log line per attempt. Returns the number of failed attempts."""
+    stop = stop or threading.Event()
     wait, failures = 1.0, 0
-    while not stop():
+    while not stop.is_set():
         try:
             connection.ping()
             if failures:
@@ -197,6 +206,6 @@ def wait_for_redis(connection: Redis, max_wait_s: float, stop: Callable[[], bool
         except REDIS_LOST as exc:
             failures += 1
             log.warning("Redis unavailable (%s); attempt %d, retrying in %.0f s", exc, failures, wait)
-            time.sleep(wait)
+            stop.wait(wait)
             wait = min(wait * 2, max_wait_s)
     return failures

@@ -26,7 +26,7 @@ from redis import Redis
 from redis.typing import EncodableT, FieldT
 from rq import Queue
 from rq.exceptions import NoSuchJobError
-from rq.job import JobStatus
+from rq.job import Job, JobStatus
 from rq.utils import as_text
 
 from chatlens.core import queues as q
@@ -37,12 +37,10 @@ log = logging.getLogger("chatlens.recovery")
 
 SWEEP_LOCK = "chatlens:lock:stranded-sweep"
 SUSPECTS = "chatlens:stranded:suspects"  # job id -> "<enqueued_at>|<first seen, Unix time>"
-JOB_PREFIX = "rq:job:"
+# A job's hash is "rq:job:<id>" with the fields status, origin and enqueued_at as rq 3.0 writes them
+# (tests/core/test_rq_assumptions.py checks the layout against rq's own Job).
+JOB_PREFIX = Job.redis_job_namespace_prefix
 SCAN_COUNT = 1000
-
-
-def is_chatlens_queue(name: str, settings: Settings) -> bool:
-    return name.startswith((q.CLASSIFY_PREFIX, q.SUMMARISE_PREFIX)) or name == settings.eval_queue
 
 
 def _job_keys(connection: Redis) -> Iterator[list[str]]:
@@ -71,7 +69,7 @@ def unplaced_jobs(connection: Redis, settings: Settings) -> dict[str, tuple[str,
         for key, (status, origin, enqueued_at) in zip(keys, rows, strict=True):
             if status is None or origin is None or as_text(status) != JobStatus.QUEUED.value:
                 continue
-            if is_chatlens_queue(as_text(origin), settings):
+            if q.is_chatlens_queue(as_text(origin), settings):
                 queued[key[len(JOB_PREFIX) :]] = (as_text(origin), as_text(enqueued_at or b""))
     # Read after the statuses, in the order a job moves (queue list, intermediate list, started registry):
     # a job that moves on while we read is seen in its next place, or at worst becomes a mere suspect.
@@ -127,5 +125,5 @@ def _requeue(connection: Redis, job_id: str, origin: str, enqueued_at: str) -> b
     stored = connection.hget(job.key, "enqueued_at")
     if job.get_status(refresh=False) != JobStatus.QUEUED or as_text(stored or b"") != enqueued_at:
         return False
-    queue._enqueue_job(job, at_front=True)
+    queue.enqueue_job(job, at_front=True)
     return True

@@ -1,13 +1,16 @@
 """`Classifier`: what a worker runs a micro-batch through, and the registry of classifier backends.
 
 Adding a classifier is one module under `chatlens/backends/classifiers/` with a factory that takes the
-`Settings`, plus one `CLASSIFIERS.add` line below. Its queue is `classify-<name>`.
+`Settings`, plus one `CLASSIFIERS.add` line below. Its registry key is its one name: the queue
+`classify-<key>`, and the name its results are stored, reported, counted and tracked under. A classifier
+does not name itself, so it cannot disagree with its key; it says what exactly it is in `version`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from chatlens.core.registry import Registry
 
@@ -19,10 +22,24 @@ class Output:
 
 
 class Classifier(Protocol):
-    name: str  # what results are stored under
-    version: str  # what exactly produced them (model id, revision, head hash)
+    # What exactly produced a result: the weights (id and revision, or a hash), the head and adapter
+    # hashes, how it runs (int8, half precision) and any setting that changes its answers.
+    version: str
 
     def predict(self, texts: list[str]) -> list[Output]: ...
+
+
+class Scores(Protocol):
+    """A (messages, labels) torch tensor, by what is read of it: a producer imports this module to check
+    classifier names, and has no torch."""
+
+    def max(self, dim: int) -> Any: ...
+
+
+def top_outputs(scores: Scores, labels: Sequence[str]) -> list[Output]:
+    """Scores (probabilities, or a score per label) -> each message's best label, its score the confidence."""
+    confidence, index = scores.max(dim=-1)
+    return [Output(labels[i], float(c)) for i, c in zip(index.tolist(), confidence.tolist(), strict=True)]
 
 
 CLASSIFIERS: Registry[Classifier] = Registry("classifier", "CHATLENS_CLASSIFIERS", "chatlens.classifiers")

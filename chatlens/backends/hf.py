@@ -3,6 +3,8 @@ dtype, sdpa attention where the architecture has it, optional dynamic int8 on CP
 
 from __future__ import annotations
 
+import hashlib
+import json
 from typing import Any
 
 import numpy as np
@@ -85,6 +87,20 @@ def model_version(source: str, model: PreTrainedModel) -> str:
     """The id or path, and the hub commit when the weights came from the HF cache."""
     commit = getattr(model.config, "_commit_hash", None)
     return f"{source}@{commit[:12]}" if commit else source
+
+
+def classifier_version(
+    source: str, model: PreTrainedModel, dtype: torch.dtype, int8: bool, **answers: object
+) -> str:
+    """`model_version`, then what else changes the answers: the settings in `answers` (a short hash, as
+    `+name-1a2b3c4d`), and how the model runs where it is not float32 (`+bfloat16`, `+int8`)."""
+    version = model_version(source, model)
+    for name, value in answers.items():
+        digest = hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()[:8]
+        version += f"+{name}-{digest}"
+    if dtype != torch.float32:
+        version += f"+{str(dtype).removeprefix('torch.')}"
+    return version + ("+int8" if int8 else "")
 
 
 def pad_batch(ids: list[list[int]], pad_id: int, device: torch.device) -> dict[str, torch.Tensor]:

@@ -30,6 +30,8 @@ from chatlens.core.errors import ChatlensError
 from chatlens.core.settings import Settings
 from chatlens.core.store import RunStore
 
+MODEL = "default"  # the classifier timed, by its registry key: its queue and the name of its results
+
 
 def load_texts(path: Path, count: int) -> list[str]:
     from producer.table import read_table
@@ -89,7 +91,7 @@ class PipelineWorker:
         self.connection = connect(url)
         self.store = RunStore(self.connection, settings.result_ttl_s)
         self.process = f"{socket.gethostname()}:{worker.pid}"
-        self.load_key = f"{self.process}:{MiniLMClassifier.name}"
+        self.load_key = f"{self.process}:{MODEL}"
 
     def measure(self, texts: list[str]) -> dict:
         from chatlens.core.schemas import message_id
@@ -106,10 +108,10 @@ class PipelineWorker:
         started = time.perf_counter()
         for start in range(0, len(messages), step):
             writer.write(messages[start : start + step])
-        done = lambda: self.store.result_count(run, MiniLMClassifier.name) >= len(messages)  # noqa: E731
+        done = lambda: self.store.result_count(run, MODEL) >= len(messages)  # noqa: E731
         _wait(done, self.worker, "the results")
         elapsed = time.perf_counter() - started
-        predictions = self.store.predictions(run, MiniLMClassifier.name)
+        predictions = self.store.predictions(run, MODEL)
         return {"rate": len(messages) / elapsed, "labels": [predictions[m[0]].label for m in messages]}
 
     def stats(self) -> dict:
@@ -123,8 +125,8 @@ class PipelineWorker:
 def pipeline_worker(settings: Settings, url: str, threads: int, count: int = 1) -> Iterator[PipelineWorker]:
     """Start `count` worker processes and wait for their models before anything is timed (the harness
     watches the first; all of them serve the queue)."""
-    env = {**os.environ, "CHATLENS_REDIS_URL": url, "CHATLENS_CLASSIFIERS": "default"}
-    command = [sys.executable, "-m", "worker", "--queue", queues.classify_queue("default")]
+    env = {**os.environ, "CHATLENS_REDIS_URL": url, "CHATLENS_CLASSIFIERS": MODEL}
+    command = [sys.executable, "-m", "worker", "--queue", queues.classify_queue(MODEL)]
     workers = [
         subprocess.Popen([*command, "--threads", str(threads), "--log-level", "WARNING"], env=env)
         for _ in range(count)

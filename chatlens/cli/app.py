@@ -8,12 +8,13 @@ import typer
 from chatlens.backends.catalog_cli import models_app
 from chatlens.bench.cli import bench
 from chatlens.cli.demo import demo
+from chatlens.cli.job_functions import JOB_FUNCTIONS
 from chatlens.ops.cli import status
-from chatlens.training.cli import promote, train
+from chatlens.training.cli import promote, train_app
 from eval.cli import cron, eval_summaries, evaluate, results
 from producer.cli import produce, summarise
 from producer.drop import drop
-from worker.cli import failed, requeue, worker
+from worker.cli import WorkerCommands
 
 app = typer.Typer(
     name="chatlens",
@@ -23,19 +24,20 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+workers = WorkerCommands(JOB_FUNCTIONS)
 app.command()(produce)
-app.command()(worker)
+app.command()(workers.worker)
 app.command("eval")(evaluate)
 app.command()(results)
 app.command()(summarise)
 app.command("eval-summaries")(eval_summaries)
-app.command()(train)
+app.add_typer(train_app)
 app.command()(bench)
 app.command()(demo)
 app.command()(cron)
 app.command()(promote)
-app.command()(failed)
-app.command()(requeue)
+app.command()(workers.failed)
+app.command()(workers.requeue)
 app.command()(status)
 app.command()(drop)
 app.add_typer(models_app)

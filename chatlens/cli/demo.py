@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 from redis import Redis
 
+from chatlens.cli.job_functions import JOB_FUNCTIONS
 from chatlens.core.connection import FAKE_URL, connect_settings
 from chatlens.core.console import out, user_errors
 from chatlens.core.queues import default_queues
@@ -53,6 +54,7 @@ def demo(
             burst=True,
             logging_level="WARNING",
             with_scheduler=url != FAKE_URL,
+            job_functions=JOB_FUNCTIONS,
         )
         logging.getLogger("rq").setLevel(logging.WARNING)
     document = evaluate_run(connection, settings, DEMO_RUN, out_dir, track=mlflow)

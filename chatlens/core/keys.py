@@ -43,6 +43,24 @@ def run_pattern(run: str) -> str:
     return f"{PREFIX}:run:{run}:*"  # every key of the run (run names hold no glob characters)
 
 
+# A model's name in these keys is its registry key (`default`, `accurate`...). Before, the built-in
+# classifiers stored results under names of their own; a run written then is read under the key
+# (RunStore.models and its readers, LastEval), so an old run and one written across the upgrade read as
+# one model each. The one place the old names live.
+LEGACY_MODEL_NAMES = {
+    "minilm-head": "default",
+    "mpnet-head": "accurate",
+    "emotion-go": "emotion",
+    "zeroshot-nli": "zeroshot",
+    "minilm-ft": "finetuned",
+}
+
+
+def model_name(stored: str) -> str:
+    """The name a model stored as `stored` has now: its registry key."""
+    return LEGACY_MODEL_NAMES.get(stored, stored)
+
+
 def results(run: str, model: str) -> str:
     return f"{PREFIX}:run:{run}:results:{model}"  # hash: message id -> Prediction JSON
 

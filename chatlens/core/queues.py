@@ -1,11 +1,14 @@
-"""The queues chatlens uses, how their jobs are serialised, and the only functions a worker will run.
+"""The queues chatlens uses, how their jobs are serialised, and the names of its job functions.
 
 RQ resolves a job's function from the dotted name stored in the job, whatever the serializer: anyone
-who can write to Redis could otherwise make a worker import and call any function. Workers check the
-name against `JOB_FUNCTIONS` before importing anything (see worker/job.py).
+who can write to Redis could otherwise make a worker import and call any function. A worker checks the
+name against the job functions it was built with before importing anything (worker/job.py); that set is
+made from the functions themselves where the roles are assembled (worker/runner.py, chatlens/cli).
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 from rq.serializers import JSONSerializer
 
@@ -17,14 +20,20 @@ SERIALIZER = JSONSerializer
 CLASSIFY_PREFIX = "classify-"
 SUMMARISE_PREFIX = "summarise-"
 
+# The producer enqueues by these names: a producer host has no torch and must not import worker/, and this
+# layer imports nothing above it. tests/core/test_job_functions.py checks each against `job_name` of the
+# real function. SUMMARISE_JOB stays allowed after the producer moved the extractive backend to
+# SUMMARISE_MANY_JOB: jobs queued by an older producer must run.
 CLASSIFY_JOB = "worker.jobs.classify_batch"
 SUMMARISE_JOB = "worker.jobs.summarise_conversation"
 SUMMARISE_MANY_JOB = "worker.jobs.summarise_conversations"
 EVALUATE_JOB = "eval.jobs.evaluate_latest_run"
-# Named by string, so the producer never imports torch and this layer imports nothing above it;
-# tests/core/test_registry.py checks that each name imports. SUMMARISE_JOB stays allowed after the
-# producer moved the extractive backend to SUMMARISE_MANY_JOB: jobs queued by an older producer must run.
-JOB_FUNCTIONS: frozenset[str] = frozenset({CLASSIFY_JOB, SUMMARISE_JOB, SUMMARISE_MANY_JOB, EVALUATE_JOB})
+
+
+def job_name(func: Callable[..., object]) -> str:
+    """The name RQ stores for a job of `func` (what `Queue.enqueue(func)` writes): module.qualname."""
+    return f"{func.__module__}.{func.__qualname__}"
+
 
 # Backends that get several conversations per job (settings.summary_job_conversations): the extractive
 # summariser embeds all their sentences in one length-sorted encoder pass, 1.73x faster than one call per
@@ -40,6 +49,11 @@ def classify_queue(classifier: str) -> str:
 
 def summarise_queue(backend: str) -> str:
     return f"{SUMMARISE_PREFIX}{backend}"
+
+
+def is_chatlens_queue(name: str, settings: Settings) -> bool:
+    """Whether chatlens fills the queue `name`: classify-*, summarise-* or the eval queue."""
+    return name.startswith((CLASSIFY_PREFIX, SUMMARISE_PREFIX)) or name == settings.eval_queue
 
 
 def default_queues(settings: Settings) -> list[str]:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import hashlib
 from datetime import UTC, datetime
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from chatlens.core.keys import model_name
 
 
 def _now() -> datetime:
@@ -136,6 +138,13 @@ class LastEval(Record):
     summaries: dict[str, dict[str, float]] = Field(default_factory=dict)
     regressions: list[str] = Field(default_factory=list, description="one line per figure that dropped")
     mlflow_run_ids: list[str] = Field(default_factory=list)
+
+    @field_validator("models")
+    @classmethod
+    def _models_by_key(cls, models: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
+        # An evaluation recorded before models were named by their registry keys: tonight's figures
+        # compare with it, and the trend continues, under the key.
+        return {model_name(name): figures for name, figures in models.items()}
 
     @property
     def regression(self) -> bool:

@@ -6,7 +6,7 @@ import hashlib
 import os
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -20,6 +20,7 @@ from chatlens.core.schemas import Message, MessageError, Prediction, RunInfo, Su
 
 _SCAN_CHUNK = 2_000
 R = TypeVar("R", bound=BaseModel)
+KeyOf = Callable[[str, str], str]  # (run, model) -> a key of chatlens.core.keys: keys.results, keys.errors
 
 
 class CorruptRunInfo(ChatlensError):
@@ -53,12 +54,14 @@ class RunStore:
 
     # -- producer side ---------------------------------------------------------------------------
     def existing_ids(self, run: str, ids: list[str]) -> set[str]:
-        if not ids:
-            return set()
+        return self._present(keys.messages(run), ids)
+
+    def _present(self, key: str, ids: list[str]) -> set[str]:
+        """The ids among `ids` that are fields of the hash `key`."""
         present: set[str] = set()
         for start in range(0, len(ids), _SCAN_CHUNK):
             chunk = ids[start : start + _SCAN_CHUNK]
-            flags = self.redis.hmget(keys.messages(run), chunk)
+            flags = self.redis.hmget(key, chunk)
             present.update(i for i, flag in zip(chunk, flags, strict=True) if flag is not None)
         return present
 
@@ -175,26 +178,23 @@ class RunStore:
         self.redis.hset(keys.WORKER_PEAK_RSS, process_name(), f"{megabytes:.1f}")
 
     # -- eval side -------------------------------------------------------------------------------
-    def _scan(self, key: str) -> Iterator[tuple[str, bytes]]:
-        for field, value in self.redis.hscan_iter(key, count=_SCAN_CHUNK):
-            yield _text(field), value
-
     def _records(self, key: str, model: type[R]) -> dict[str, R]:
         """The hash's valid records; a corrupt entry is noted in `self.corrupt`, not raised."""
-        found: dict[str, R] = {}
-        for field, raw in self._scan(key):
-            try:
-                found[field] = model.model_validate_json(raw)
-            except ValidationError as exc:
-                self.corrupt.append(CorruptRecord(key, field, _first_problem(exc)))
-        return found
+        return {field: record for chunk in self._record_chunks(key, model) for field, record in chunk}
 
-    def _record_chunks(self, key: str, model: type[R]) -> Iterator[list[tuple[str, R]]]:
-        """The hash's valid records, a scan chunk at a time (bounded memory for a hash of any size)."""
+    def _scan_chunks(self, key: str) -> Iterator[dict]:
+        """The hash's fields and values, a scan chunk at a time (bounded memory for a hash of any size)."""
         cursor = 0
         while True:
             cursor, chunk = self.redis.hscan(key, cursor=cursor, count=_SCAN_CHUNK)
-            items: dict = chunk  # type: ignore[assignment]  # field -> value, as HSCAN gives them
+            if chunk:
+                yield chunk  # type: ignore[misc]  # field -> value, as HSCAN gives them
+            if not int(cursor):
+                return
+
+    def _record_chunks(self, key: str, model: type[R]) -> Iterator[list[tuple[str, R]]]:
+        """The hash's valid records, a scan chunk at a time."""
+        for items in self._scan_chunks(key):
             found: list[tuple[str, R]] = []
             for field, raw in items.items():
                 try:
@@ -203,17 +203,48 @@ class RunStore:
                     self.corrupt.append(CorruptRecord(key, _text(field), _first_problem(exc)))
             if found:
                 yield found
-            if not int(cursor):
-                return
 
     def message_chunks(self, run: str) -> Iterator[list[tuple[str, Message]]]:
         return self._record_chunks(keys.messages(run), Message)
 
+    # -- a model's records, under its name and any old name it had (keys.LEGACY_MODEL_NAMES) ----------
+    def _stored_names(self, run: str, model: str) -> list[str]:
+        """The names `model`'s records of `run` are under: its own, then its old name where a worker
+        from before names were one wrote some (an old run, or one written across the upgrade)."""
+        old = [name for name, now in keys.LEGACY_MODEL_NAMES.items() if now == model]
+        return [model, *(name for name in old if self.redis.sismember(keys.models(run), name))]
+
+    def _newer(self, run: str, model: str, layouts: tuple[KeyOf, ...], ids: list[str]) -> set[str]:
+        """The ids among `ids` with a record under `model`'s own name in any of `layouts`: a message
+        classified again after the upgrade, whose old record is replaced as a retry's would be."""
+        return set().union(*(self._present(layout(run, model), ids) for layout in layouts))
+
+    def _model_chunks(
+        self, run: str, model: str, layout: KeyOf, record: type[R], replaced_by: tuple[KeyOf, ...]
+    ) -> Iterator[list[tuple[str, R]]]:
+        own, *old = self._stored_names(run, model)
+        yield from self._record_chunks(layout(run, own), record)
+        for name in old:
+            for chunk in self._record_chunks(layout(run, name), record):
+                newer = self._newer(run, own, replaced_by, [mid for mid, _ in chunk])
+                if kept := [(mid, r) for mid, r in chunk if mid not in newer]:
+                    yield kept
+
+    def _model_count(self, run: str, model: str, layout: KeyOf, replaced_by: tuple[KeyOf, ...]) -> int:
+        own, *old = self._stored_names(run, model)
+        count = int(self.redis.hlen(layout(run, own)))
+        for name in old:
+            for items in self._scan_chunks(layout(run, name)):
+                ids = [_text(field) for field in items]
+                count += len(ids) - len(self._newer(run, own, replaced_by, ids))
+        return count
+
     def prediction_chunks(self, run: str, model: str) -> Iterator[list[tuple[str, Prediction]]]:
-        return self._record_chunks(keys.results(run, model), Prediction)
+        return self._model_chunks(run, model, keys.results, Prediction, (keys.results,))
 
     def error_chunks(self, run: str, model: str) -> Iterator[list[tuple[str, MessageError]]]:
-        return self._record_chunks(keys.errors(run, model), MessageError)
+        # A result written later clears an error, as `write_results` does under one name.
+        return self._model_chunks(run, model, keys.errors, MessageError, (keys.errors, keys.results))
 
     def messages_by_id(self, run: str, ids: list[str]) -> dict[str, Message]:
         """The valid messages among `ids` (HMGET: one round trip per chunk)."""
@@ -221,7 +252,11 @@ class RunStore:
 
     def predictions_by_id(self, run: str, model: str, ids: list[str]) -> dict[str, Prediction]:
         """As `messages_by_id`; a corrupt prediction is noted in `self.corrupt` (no scan meets it)."""
-        return self._by_id(keys.results(run, model), ids, Prediction, note_corrupt=True)
+        found: dict[str, Prediction] = {}
+        for name in self._stored_names(run, model):  # its own name first: a newer record wins
+            missing = [i for i in ids if i not in found] if found else ids
+            found.update(self._by_id(keys.results(run, name), missing, Prediction, note_corrupt=True))
+        return found
 
     def _by_id(self, key: str, ids: list[str], model: type[R], note_corrupt: bool = False) -> dict[str, R]:
         found: dict[str, R] = {}
@@ -245,13 +280,17 @@ class RunStore:
         return int(self.redis.hlen(keys.messages(run)))
 
     def models(self, run: str) -> list[str]:
-        return sorted(_text(m) for m in self.redis.smembers(keys.models(run)))
+        """The models that wrote results for the run, by their registry keys, old names read as such."""
+        return sorted({keys.model_name(_text(m)) for m in self.redis.smembers(keys.models(run))})
 
     def predictions(self, run: str, model: str) -> dict[str, Prediction]:
-        return self._records(keys.results(run, model), Prediction)
+        return {mid: p for chunk in self.prediction_chunks(run, model) for mid, p in chunk}
 
     def result_count(self, run: str, model: str) -> int:
-        return int(self.redis.hlen(keys.results(run, model)))
+        return self._model_count(run, model, keys.results, (keys.results,))
+
+    def error_count(self, run: str, model: str) -> int:
+        return self._model_count(run, model, keys.errors, (keys.errors, keys.results))
 
     def summary_count(self, run: str) -> int:
         return int(self.redis.hlen(keys.summaries(run)))
@@ -263,7 +302,7 @@ class RunStore:
         return self._records(keys.summary_errors(run), SummaryError)
 
     def errors(self, run: str, model: str) -> dict[str, MessageError]:
-        return self._records(keys.errors(run, model), MessageError)
+        return {mid: e for chunk in self.error_chunks(run, model) for mid, e in chunk}
 
 
 class MessageStats:

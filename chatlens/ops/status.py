@@ -29,15 +29,11 @@ def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
-def is_chatlens_queue(name: str, settings: Settings) -> bool:
-    return name.startswith((q.CLASSIFY_PREFIX, q.SUMMARISE_PREFIX)) or name == settings.eval_queue
-
-
 def queue_names(connection: Redis, settings: Settings) -> list[str]:
     """The queues the settings name, and every chatlens queue RQ knows of (another host's backends)."""
     known = {_text(k).removeprefix(QUEUE_KEY_PREFIX) for k in connection.smembers(Queue.redis_queues_keys)}
     wanted = {*q.default_queues(settings), settings.eval_queue}
-    return sorted(n for n in known | wanted if is_chatlens_queue(n, settings))
+    return sorted(n for n in known | wanted if q.is_chatlens_queue(n, settings))
 
 
 def _oldest_age_s(queue: Queue, now: float) -> float | None:
@@ -136,13 +132,12 @@ def _run(connection: Redis, store: RunStore, run: str, failed_by_run: dict[str, 
     for model in store.models(run):
         models[model] = {
             "done": store.result_count(run, model),
-            "errors": int(connection.hlen(keys.errors(run, model))),
+            "errors": store.error_count(run, model),
             "total": messages,
         }
     remaining = sum(max(0, m["total"] - m["done"] - m["errors"]) for m in models.values())
     # A classifier the producer enqueued for that has written nothing yet still has every message to do.
-    expected = len(info.classifiers) if info else 0
-    remaining += max(0, expected - len(models)) * messages
+    remaining += sum(messages for name in (info.classifiers if info else []) if name not in models)
     rate = messages_per_s(connection, run, now)
     raw_eval = connection.get(keys.last_eval(run))
     last_eval = LastEval.model_validate_json(raw_eval) if raw_eval else None

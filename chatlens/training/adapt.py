@@ -5,7 +5,7 @@ What it writes is what `chatlens.backends.head` already serves plus one director
 serving encoder folds into its weights at load (`chatlens.backends.encoder.merge_adapter`). The
 features go through `pooled_states`, the function serving uses, so training and serving cannot drift.
 
-The validation discipline is the frozen head's (`chatlens.training.head`): whole conversations held out
+The validation discipline is every trainer's (`chatlens.training.data`): whole conversations held out
 of the training files pick the epoch and the logit adjustment; test files are never read.
 """
 
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -23,17 +23,9 @@ from chatlens.backends.encoder import Pooling, SentenceEncoder, pooled_states
 from chatlens.backends.head import ClassifierHead, HeadConfig, save_head
 from chatlens.backends.hf import length_sorted_batches, pad_batch, resolve_device
 from chatlens.core.labels import LABELS
-from chatlens.training.data import grouped_indices, load_files
-from chatlens.training.head import (
-    _plain,
-    accuracy,
-    class_weights,
-    macro_f1,
-    save_predictions,
-    set_card,
-    tune_adjustment,
-    validation_report,
-)
+from chatlens.training.data import load_split
+from chatlens.training.imbalance import class_weights, tune_adjustment
+from chatlens.training.report import figures, plain_options, save_predictions, set_card, validation_report
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
 
@@ -76,10 +68,8 @@ def adapt(opts: AdaptOptions, progress: Progress) -> tuple[dict, np.ndarray]:
     started = time.perf_counter()
     torch.manual_seed(opts.seed)
     rng = np.random.default_rng(opts.seed)
-    data = load_files(list(opts.train_files), opts.cap_per_class, opts.seed)
-    if opts.limit:
-        data = data.subset(np.arange(min(opts.limit, len(data.texts))))
-    train_idx, val_idx = grouped_indices(data.groups, opts.val_frac, opts.seed)
+    split = load_split(opts.train_files, opts.val_frac, opts.seed, opts.cap_per_class, opts.limit)
+    data, train_idx, val_idx = split.data, split.train, split.val
     device = resolve_device(opts.device)
     encoder = SentenceEncoder(
         opts.encoder, max_length=opts.max_length, batch_size=256, models_dir=opts.models_dir, device=device
@@ -152,12 +142,8 @@ def adapt(opts: AdaptOptions, progress: Progress) -> tuple[dict, np.ndarray]:
             progress(f"epoch {epoch}/{opts.epochs} (loss {total / seen:.3f})", done, steps)
         val_logits = _logits(model, head, [ids[i] for i in val_idx], pad, device, opts.pooling)
         predicted = val_logits.argmax(1)
-        row = {
-            "epoch": epoch,
-            "loss": round(total / seen, 5),
-            "val_accuracy": round(accuracy(y_val, predicted, w_val), 4),
-            "val_macro_f1": round(macro_f1(y_val, predicted, w_val), 4),
-        }
+        row = {"epoch": epoch, "loss": round(total / seen, 5)}
+        row |= {f"val_{k}": v for k, v in figures(y_val, predicted, w_val).items()}
         history.append(row)
         if best is None or row["val_macro_f1"] > best[0]:
             lora_state = {k: v.detach().clone() for k, v in model.state_dict().items() if "lora_" in k}
@@ -174,7 +160,7 @@ def adapt(opts: AdaptOptions, progress: Progress) -> tuple[dict, np.ndarray]:
     if opts.predictions:
         save_predictions(opts.predictions, val_logits, y_val, w_val, prior)
     report = {
-        **validation_report(data, opts.train_files, train_idx, val_idx, tau, plain, adjusted),
+        **validation_report(split, opts.train_files, tau, plain, adjusted),
         "adapter": {
             "method": "lora",
             "rank": opts.rank,
@@ -184,7 +170,7 @@ def adapt(opts: AdaptOptions, progress: Progress) -> tuple[dict, np.ndarray]:
         "best_epoch": best_epoch,
         "device": str(device),
         "seconds": round(time.perf_counter() - started, 1),
-        "options": {k: _plain(v) for k, v in asdict(opts).items()},
+        "options": plain_options(opts),
         "history": history,
     }
     set_card(head, adjustment, report)

@@ -1,35 +1,36 @@
 """`finetune`: train an encoder end to end for the 8 labels, log it to MLflow and register a version.
 
-The same validation discipline as the head (`chatlens.training.head`): a stratified slice of the training file
-picks the epoch (by macro-F1) and the logit adjustment; the test split is never used for a choice.
+The same validation discipline as every trainer (`chatlens.training.data`): whole conversations held out of
+the training files pick the epoch (by macro-F1) and the logit adjustment; the test split is never used for
+a choice.
 """
 
 from __future__ import annotations
 
-import hashlib
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-from sklearn.metrics import accuracy_score, classification_report
 from transformers import AutoModel, AutoTokenizer
 
 from chatlens.backends.classifiers.finetuned import FineTunedModel, predict_logits, save_finetuned, train_step
 from chatlens.backends.encoder import load_pretrained, resolve_encoder
 from chatlens.backends.hf import length_sorted_batches, pad_batch, resolve_device
 from chatlens.core.labels import LABELS
-from chatlens.training.head import class_weights, load_labelled, macro_f1, stratified_indices, tune_adjustment
+from chatlens.training.data import load_split
+from chatlens.training.imbalance import class_weights, tune_adjustment
+from chatlens.training.report import figures, per_class_text, plain_options, validation_report
 
 Progress = Callable[[str, int, int], None]
 
 
 @dataclass(frozen=True)
 class FineTuneOptions:
-    train_file: Path
+    train_files: tuple[Path, ...]
     out_dir: Path
     base: str | None = None  # None = the bundled all-MiniLM-L6-v2
     epochs: int = 4
@@ -44,18 +45,13 @@ class FineTuneOptions:
     limit: int | None = None  # train on the first N rows only (smoke tests)
 
 
-def file_hash(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
-
-
-def finetune(opts: FineTuneOptions, progress: Progress) -> tuple[dict, FineTunedModel, object]:
+def finetune(opts: FineTuneOptions, progress: Progress) -> tuple[dict, np.ndarray]:
+    """Train, save to `opts.out_dir`; return the report and the adjusted validation logits."""
     started = time.perf_counter()
     torch.manual_seed(opts.seed)
     rng = np.random.default_rng(opts.seed)
-    texts, y = load_labelled(opts.train_file)
-    if opts.limit:
-        texts, y = texts[: opts.limit], y[: opts.limit]
-    train_idx, val_idx = stratified_indices(y, opts.val_frac, opts.seed)
+    split = load_split(opts.train_files, opts.val_frac, opts.seed, limit=opts.limit)
+    data = split.data
     source, base_id = resolve_encoder(opts.base)
     tokenizer = load_pretrained(source, AutoTokenizer)
     device = resolve_device(opts.device)
@@ -63,10 +59,11 @@ def finetune(opts: FineTuneOptions, progress: Progress) -> tuple[dict, FineTuned
     model = FineTunedModel(encoder, len(LABELS)).to(device)
 
     def encode(rows: np.ndarray) -> list[list[int]]:
-        return tokenizer([texts[i] for i in rows], truncation=True, max_length=opts.max_length)["input_ids"]
+        texts = [data.texts[i] for i in rows]
+        return tokenizer(texts, truncation=True, max_length=opts.max_length)["input_ids"]
 
-    ids_train, ids_val = encode(train_idx), encode(val_idx)
-    y_train, y_val = y[train_idx], y[val_idx]
+    ids_train, ids_val = encode(split.train), encode(split.val)
+    y_train, y_val, w_val = data.y[split.train], data.y[split.val], data.weights[split.val]
     pad = tokenizer.pad_token_id
 
     loss_fn = torch.nn.CrossEntropyLoss(weight=class_weights(y_train, opts.class_weight_power).to(device))
@@ -95,12 +92,8 @@ def finetune(opts: FineTuneOptions, progress: Progress) -> tuple[dict, FineTuned
             total, seen, done = total + float(loss) * len(chunk), seen + len(chunk), done + 1
             progress(f"epoch {epoch}/{opts.epochs} (loss {total / seen:.3f})", done, steps)
         predicted = predict_logits(model, ids_val, pad, device).argmax(1)
-        row = {
-            "epoch": epoch,
-            "loss": round(total / seen, 5),
-            "val_accuracy": round(float(accuracy_score(y_val, predicted)), 4),
-            "val_macro_f1": round(macro_f1(y_val, predicted), 4),
-        }
+        row = {"epoch": epoch, "loss": round(total / seen, 5)}
+        row |= {f"val_{k}": v for k, v in figures(y_val, predicted, w_val).items()}
         history.append(row)
         if row["val_macro_f1"] > best[0]:
             best = (
@@ -110,28 +103,16 @@ def finetune(opts: FineTuneOptions, progress: Progress) -> tuple[dict, FineTuned
             )
     model.load_state_dict(best[2])
     val_logits = predict_logits(model, ids_val, pad, device)
-    tau, adjustment = tune_adjustment(
-        val_logits, y_val, np.bincount(y_train, minlength=len(LABELS)) / len(y_train)
-    )
-    adjusted = (val_logits + adjustment).argmax(1)
+    prior = data.counts / data.counts.sum()
+    tau, adjustment = tune_adjustment(val_logits, y_val, prior, w_val)
+    plain, adjusted = val_logits.argmax(1), (val_logits + adjustment).argmax(1)
     report = {
+        **validation_report(split, opts.train_files, tau, plain, adjusted),
         "base": base_id,
-        "train_file": str(opts.train_file),
-        "train_file_sha256": file_hash(opts.train_file),
-        "rows": len(texts),
-        "validation_rows": len(val_idx),
         "best_epoch": best[1],
-        "tau": tau,
-        "validation": {
-            "accuracy": round(float(accuracy_score(y_val, adjusted)), 4),
-            "macro_f1": round(macro_f1(y_val, adjusted), 4),
-        },
-        "validation_report": classification_report(
-            y_val, adjusted, labels=range(len(LABELS)), target_names=list(LABELS), zero_division=0
-        ),
         "device": str(device),
         "seconds": round(time.perf_counter() - started, 1),
-        "options": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(opts).items()},
+        "options": plain_options(opts),
         "history": history,
     }
     card = {
@@ -139,10 +120,10 @@ def finetune(opts: FineTuneOptions, progress: Progress) -> tuple[dict, FineTuned
         "base": base_id,
         "max_length": opts.max_length,
         "logit_adjustment": [float(a) for a in adjustment],
-        "training": {k: v for k, v in report.items() if k != "validation_report"},
+        "training": report,
     }
     save_finetuned(model.cpu(), tokenizer, card, opts.out_dir)
-    return report, model, tokenizer
+    return report, val_logits + adjustment
 
 
 def plot_history(history: list[dict], path: Path) -> None:
@@ -166,17 +147,12 @@ def plot_history(history: list[dict], path: Path) -> None:
 
 def log_and_register(report: dict, model_dir: Path, tracking_uri: str, name: str) -> str:
     """One MLflow run with params, per-epoch metrics, curves and report; a new registered version."""
-    from eval.tracking import quiet_mlflow
+    from eval.tracking import use_experiment
 
-    mlflow = quiet_mlflow()
-
-    mlflow.set_tracking_uri(tracking_uri)
-    mlflow.set_experiment("chatlens-train")
+    mlflow = use_experiment(tracking_uri, "chatlens-train")
     client = mlflow.MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
     with mlflow.start_run(run_name=f"finetune {report['base']}") as run:
-        mlflow.log_params(
-            {**report["options"], "base": report["base"], "train_file_sha256": report["train_file_sha256"]}
-        )
+        mlflow.log_params({**report["options"], "base": report["base"], "data_sha256": report["data_sha256"]})
         for row in report["history"]:
             mlflow.log_metrics({k: v for k, v in row.items() if k != "epoch"}, step=row["epoch"])
         final = {"best_epoch": report["best_epoch"], "tau": report["tau"], "seconds": report["seconds"]}
@@ -184,7 +160,7 @@ def log_and_register(report: dict, model_dir: Path, tracking_uri: str, name: str
         mlflow.log_metrics(final)
         with tempfile.TemporaryDirectory() as tmp:
             plot_history(report["history"], Path(tmp) / "curves.png")
-            (Path(tmp) / "validation_report.txt").write_text(report["validation_report"], encoding="utf-8")
+            (Path(tmp) / "validation_report.txt").write_text(per_class_text(report), encoding="utf-8")
             mlflow.log_artifacts(tmp)
         mlflow.log_artifacts(str(model_dir), "model")
         source = mlflow.get_artifact_uri("model")

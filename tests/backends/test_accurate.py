@@ -13,15 +13,21 @@ import redis
 
 from chatlens.backends.catalog import CATALOG, PinnedModel, fetch
 from chatlens.backends.classifiers.accurate import ACCURATE_HEAD_DIR, AccurateClassifier
-from chatlens.backends.head import load_head
+from chatlens.backends.encoder import BUNDLED_ENCODER_ID
+from chatlens.backends.head import DEFAULT_HEAD_DIR, head_version, load_head
 from chatlens.cli.demo import EXAMPLE_FILE
 from chatlens.core import keys
 from chatlens.core.errors import ChatlensError
 from chatlens.core.labels import LABELS
 from chatlens.core.queues import default_queues
 from chatlens.core.settings import Settings
+from chatlens.core.store import RunStore
+from chatlens.ops.status import gather_status
 from chatlens.training.data import grouped_indices, load_files
 from chatlens.training.head import TrainOptions, train_head
+from eval.evaluate import evaluate_run
+from eval.export import result_records, write_records
+from eval.tracking import quiet_mlflow
 from producer.pipeline import produce_input
 from tests.backends.tiny_mpnet import NAME, install_pieces, save_tiny_mpnet
 from tests.helpers import run_chatlens, subprocess_env
@@ -118,8 +124,74 @@ def test_the_accurate_classifier_predicts_through_a_real_worker(
     assert counts.enqueued == 95
     connection = redis.Redis.from_url(redis_url)
     assert create_worker(settings, connection, default_queues(settings)).work(burst=True)
-    stored = [json.loads(v) for v in connection.hgetall(keys.results("acc-run", "mpnet-head")).values()]
+    stored = [json.loads(v) for v in connection.hgetall(keys.results("acc-run", "accurate")).values()]
     assert len(stored) == 95 and {s["label"] for s in stored} <= set(LABELS)
+
+
+def test_each_model_is_named_as_configured_in_results_status_report_and_mlflow(
+    tiny: Path, two_files: tuple[Path, Path], redis_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After CHATLENS_CLASSIFIERS=default,accurate, the run's results, `status`, eval report and MLflow
+    runs each name a model exactly as it is configured; what produced it is its version."""
+    train_tiny_head(tiny, two_files, tmp_path / "head")
+    monkeypatch.setenv("CHATLENS_CLASSIFIERS", "default,accurate")
+    settings = Settings(
+        redis_url=redis_url, summarise=False, models_dir=tiny, accurate_encoder=NAME,
+        accurate_head_path=tmp_path / "head",
+    )  # fmt: skip
+    configured = ["default", "accurate"]
+    assert settings.classifiers == configured
+    produce_input(settings, EXAMPLE_FILE, "named", redis_url=redis_url, warn_idle_queues=False)
+    connection = redis.Redis.from_url(redis_url)
+    assert create_worker(settings, connection, default_queues(settings)).work(burst=True)
+
+    # Results: stored, listed and counted under the key; the version says what produced them.
+    store = RunStore(connection, settings.result_ttl_s)
+    assert store.models("named") == sorted(configured)
+    versions = {
+        "default": f"{BUNDLED_ENCODER_ID}+head-{head_version(DEFAULT_HEAD_DIR)}",
+        "accurate": f"{NAME}+head-{head_version(tmp_path / 'head')}",
+    }
+    for name in configured:
+        predictions = store.predictions("named", name).values()
+        assert len(predictions) == connection.hlen(keys.results("named", name)) == 95
+        assert {(p.model, p.model_version) for p in predictions} == {(name, versions[name])}
+    loads = {k.decode().rsplit(":", 1)[1] for k in connection.hkeys(keys.MODEL_LOADS)}
+    assert loads == set(configured)
+
+    # Status: the queues and the run's models.
+    status = gather_status(connection, settings, run="named")
+    assert {"classify-default", "classify-accurate"} <= {q["name"] for q in status["queues"]}
+    (run,) = status["runs"]
+    assert sorted(run["models"]) == sorted(configured) and run["finished"]
+
+    # The eval report, its files and MLflow.
+    out = tmp_path / "report"
+    document = evaluate_run(connection, settings, "named", out)
+    assert sorted(document["models"]) == sorted(configured)
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert {n: m["model_versions"] for n, m in metrics["models"].items()} == {
+        n: [v] for n, v in versions.items()
+    }
+    report = (out / "report.md").read_text()
+    assert all(f"| {name} | " in report for name in configured)
+    assert sorted(p.name for p in out.glob("confusion_*.png")) == [
+        "confusion_accurate.png",
+        "confusion_default.png",
+    ]
+    mlflow = quiet_mlflow()
+    mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
+    runs = mlflow.search_runs(experiment_names=[settings.mlflow_experiment], output_format="list")
+    assert sorted(r.info.run_name for r in runs) == ["named/accurate", "named/default"]
+    assert all(
+        r.data.params["model"] == r.data.tags["chatlens.model"] == r.info.run_name.split("/")[1] for r in runs
+    )
+
+    # The export's columns.
+    with (tmp_path / "r.csv").open("w") as handle:
+        write_records(*result_records(store, "named"), "csv", handle)
+    header = (tmp_path / "r.csv").read_text().splitlines()[0].split(",")
+    assert [c for c in header if c.endswith(".label")] == ["accurate.label", "default.label"]
 
 
 def test_a_head_for_another_encoder_is_refused(tiny: Path) -> None:

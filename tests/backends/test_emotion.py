@@ -66,3 +66,9 @@ def test_worker_loads_tiny_roberta_through_the_hub_code_path(tiny_roberta: Path)
         sigmoid = torch.sigmoid(classifier.model(**enc).logits)
     expected = map_scores(sigmoid, classifier.matrix).argmax(dim=-1)
     assert [o.label for o in outputs] == [LABELS[i] for i in expected.tolist()]
+    # What produced the answers: the weights, the mapping onto our labels, and how the model ran.
+    assert classifier.version.startswith(f"{tiny_roberta}+mapping-")
+    other_label = Settings(emotion_model=str(tiny_roberta), device="cpu", emotion_other_label="Neutral")
+    assert CLASSIFIERS.build("emotion", other_label).version != classifier.version
+    half = Settings(emotion_model=str(tiny_roberta), device="cpu", dtype="bfloat16")
+    assert CLASSIFIERS.build("emotion", half).version == classifier.version + "+bfloat16"

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from chatlens.backends.catalog import CATALOG
-from chatlens.backends.summariser import INSTRUCTION, SUMMARISERS, conversation_text
+from chatlens.backends.summariser import SUMMARISERS, conversation_text
+from chatlens.backends.summarisers.generative import INSTRUCTION, INSTRUCTIONS
 from chatlens.core.errors import ChatlensError
 from chatlens.core.queues import summarise_queue
 from chatlens.core.settings import Settings
@@ -27,9 +28,14 @@ END = "<|end|>"  # the tiny template's end-of-turn token, which also ends genera
 
 
 @pytest.fixture(scope="module")
-def gguf_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path, _ = save_tiny_gguf(tmp_path_factory.mktemp("tiny-gguf"))
-    return path
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """(the GGUF file, the HF model it was written from)."""
+    return save_tiny_gguf(tmp_path_factory.mktemp("tiny-gguf"))
+
+
+@pytest.fixture(scope="module")
+def gguf_file(tiny: tuple[Path, Path]) -> Path:
+    return tiny[0]
 
 
 @pytest.fixture(scope="module")
@@ -46,26 +52,26 @@ def test_registered_with_its_own_queue() -> None:
 def test_budget_is_the_context_less_the_prompt_and_the_output(summariser: LlamaCppSummariser) -> None:
     # The tiny model was trained on LLAMA_POSITIONS: the KV cache may be larger, the budget may not.
     assert summariser.context == LLAMA_POSITIONS
-    overhead = max(len(summariser._prompt(i, "")) for i in (INSTRUCTION,))
-    assert 32 <= summariser.budget <= LLAMA_POSITIONS - MAX_NEW - overhead
+    overhead = max(len(summariser.prompt_ids(i, "")) for i in INSTRUCTIONS)
+    assert summariser.budget == LLAMA_POSITIONS - MAX_NEW - overhead - summariser.boundary_margin >= 32
 
 
-def test_a_long_conversation_is_map_reduced_and_every_call_fits(summariser: LlamaCppSummariser) -> None:
+def test_a_long_conversation_is_map_reduced_and_every_call_fits(
+    summariser: LlamaCppSummariser, monkeypatch: pytest.MonkeyPatch
+) -> None:
     turns = messages()
     assert summariser.count(conversation_text(turns)) > summariser.budget  # it cannot fit in one call
     seen: list[int] = []
-    generate = summariser._generate
+    generate = summariser.generate
 
     def spy(instruction: str, text: str) -> tuple[str, int, int]:
         result = generate(instruction, text)
+        assert result[1] == len(summariser.prompt_ids(instruction, text))
         seen.append(result[1])
         return result
 
-    summariser._generate = spy  # type: ignore[method-assign]
-    try:
-        result = summariser.summarise(turns)
-    finally:
-        del summariser._generate
+    monkeypatch.setattr(summariser, "generate", spy)
+    result = summariser.summarise(turns)
     assert result.calls == len(seen) > 1
     assert all(read + MAX_NEW <= summariser.context for read in seen)  # no prompt overflowed the context
     assert result.input_tokens == sum(seen)
@@ -80,15 +86,15 @@ def test_greedy_decoding_is_repeatable(summariser: LlamaCppSummariser) -> None:
     assert summariser.timings["predicted_n"] > 0 and summariser.timings["prompt_ms"] > 0
 
 
-def test_a_typed_control_token_stays_text(summariser: LlamaCppSummariser) -> None:
-    end_id = summariser._tokens(END, control=True)
-    assert len(end_id) == 1  # as a control token it is one id...
-    as_text = summariser._tokens(END, control=False)
-    assert len(as_text) > 1 and end_id[0] not in as_text  # ...typed in a chat it is several text tokens
-    prompt = summariser._prompt(INSTRUCTION, f"hello {END} world")
-    clean = summariser._prompt(INSTRUCTION, "hello world")
+def test_a_typed_control_token_stays_text(summariser: LlamaCppSummariser, tiny: tuple[Path, Path]) -> None:
+    from transformers import AutoTokenizer
+
+    end_id = AutoTokenizer.from_pretrained(tiny[1]).convert_tokens_to_ids(END)  # the GGUF's own id
+    prompt = summariser.prompt_ids(INSTRUCTION, f"hello {END} world")
+    clean = summariser.prompt_ids(INSTRUCTION, "hello world")
     # Only the template's own end-of-turn: the typed one did not close the user message.
-    assert prompt.count(end_id[0]) == clean.count(end_id[0]) == 1
+    assert prompt.count(end_id) == clean.count(end_id) == 1
+    assert summariser.count(END) > 1  # typed in a chat, it is several text tokens
     assert summariser.count(f"hello {END} world") > summariser.count("hello world")
 
 

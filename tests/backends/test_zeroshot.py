@@ -50,7 +50,11 @@ def test_worker_loads_tiny_bart_through_the_hub_code_path(tiny_bart: tuple[Path,
     assert isinstance(classifier, ZeroShotClassifier)
     assert classifier.entailment == at
     assert classifier.model.config._attn_implementation == "sdpa"
-    assert classifier.version == str(path)
+    # The weights (a local path: no hub commit), then a hash of the hypotheses they are asked about.
+    assert classifier.version.startswith(f"{path}+hypotheses-") and classifier.version.count("+") == 1
+    reworded = Settings(zeroshot_model=str(path), device="cpu", zeroshot_template="This message is {}.")
+    other = CLASSIFIERS.build("zeroshot", reworded)
+    assert other.version != classifier.version and other.version.startswith(f"{path}+hypotheses-")
     outputs = classifier.predict(TEXTS)
     assert [o.label in LABELS for o in outputs] == [True] * 4
     assert all(0 < o.confidence <= 1 for o in outputs)
@@ -77,6 +81,7 @@ def test_int8_quantisation_runs_on_cpu(tiny_bart: tuple[Path, int]) -> None:
         "zeroshot", Settings(zeroshot_model=str(path), device="cpu", quantize_int8=True)
     )
     assert "DynamicQuantizedLinear" in repr(classifier.model)
+    assert classifier.version.endswith("+int8")
     assert len(classifier.predict(TEXTS)) == 4
 
 

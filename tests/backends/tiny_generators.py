@@ -18,7 +18,7 @@ from transformers import (
     PreTrainedTokenizerFast,
 )
 
-from chatlens.backends.summariser import INSTRUCTIONS
+from chatlens.backends.summarisers.generative import INSTRUCTIONS
 from chatlens.bench.speed import bpe_tokenizer
 from chatlens.cli.demo import EXAMPLE_FILE
 from tests.backends.tiny_models import tiny_bart_config

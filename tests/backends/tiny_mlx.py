@@ -13,7 +13,7 @@ from pathlib import Path
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import PreTrainedTokenizerFast
 
-from chatlens.backends.summariser import INSTRUCTIONS
+from chatlens.backends.summarisers.generative import INSTRUCTIONS
 from chatlens.cli.demo import EXAMPLE_FILE
 
 CONTEXT = 256  # max_position_embeddings: small, so that a long conversation must be chunked

@@ -7,7 +7,6 @@ import pytest
 from chatlens.backends.classifier import CLASSIFIERS
 from chatlens.backends.summariser import SUMMARISERS
 from chatlens.core.errors import ChatlensError
-from chatlens.core.queues import JOB_FUNCTIONS
 from chatlens.core.registry import Registry
 from chatlens.core.settings import Settings
 
@@ -43,11 +42,3 @@ def test_a_missing_dependency_is_one_line_naming_the_extra() -> None:
 def test_factories_must_name_module_and_function() -> None:
     with pytest.raises(ValueError, match="module:function"):
         Registry("thing", "X", "g").add("bad", "tests.core.toy")
-
-
-def test_every_allowed_job_function_imports() -> None:
-    import importlib
-
-    for name in JOB_FUNCTIONS:
-        module, _, function = name.rpartition(".")
-        assert callable(getattr(importlib.import_module(module), function)), name

@@ -1,6 +1,10 @@
 """Scoring on hand-made predictions with known answers."""
 
-from eval.metrics import score
+import numpy as np
+import pytest
+
+from chatlens.core.labels import LABELS
+from eval.metrics import confusion, macro_f1, score
 
 
 def test_known_answer() -> None:
@@ -22,3 +26,24 @@ def test_known_answer() -> None:
 def test_no_labelled_results() -> None:
     m = score("m", [], [], results=0, enqueued=3)
     assert (m.accuracy, m.macro_f1, m.n, m.coverage, m.confusion_matrix) == (0.0, 0.0, 0, 0.0, [])
+
+
+def test_macro_f1_averages_over_the_labels_in_truth_or_prediction() -> None:
+    # Labels 0..3: 2 is in neither truth nor prediction, 3 is predicted once but never true.
+    matrix = confusion(np.array([0, 0, 1, 1]), np.array([0, 1, 1, 3]), n_labels=4)
+    assert matrix.tolist() == [[1, 1, 0, 0], [0, 1, 0, 1], [0, 0, 0, 0], [0, 0, 0, 0]]
+    # F1: label 0 2/3, label 1 1/2, label 3 0 (a false alarm counts); label 2 is not averaged in.
+    assert macro_f1(matrix) == pytest.approx((2 / 3 + 1 / 2 + 0) / 3)
+    assert macro_f1(np.zeros((4, 4))) == 0.0
+    weighted = confusion(np.array([0, 1]), np.array([0, 0]), n_labels=2, weight=np.array([2.0, 0.5]))
+    assert weighted.tolist() == [[2.0, 0.0], [0.5, 0.0]]
+
+
+def test_the_report_and_the_matrix_give_one_macro_f1() -> None:
+    y_true = ["Happy", "Happy", "Sad", "Angry"]
+    y_pred = ["Happy", "Sad", "Sad", "Fearful"]
+    index = {label: i for i, label in enumerate(LABELS)}
+    matrix = confusion(
+        np.array([index[t] for t in y_true]), np.array([index[p] for p in y_pred]), len(LABELS)
+    )
+    assert score("m", y_true, y_pred, results=4, enqueued=4).macro_f1 == round(macro_f1(matrix), 4)

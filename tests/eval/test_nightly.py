@@ -14,6 +14,7 @@ import redis
 from rq import Queue
 from rq.serializers import JSONSerializer
 
+from chatlens.cli.job_functions import JOB_FUNCTIONS
 from chatlens.core.schemas import Message, Prediction, RunInfo
 from chatlens.core.settings import get_settings
 from chatlens.core.store import RunStore
@@ -74,7 +75,9 @@ def test_cron_enqueues_json_eval_jobs_that_a_worker_runs(redis_url: str, tmp_pat
 
     # The worker hands its own settings to the job: this test's reports dir, not the environment's.
     settings = get_settings().model_copy(update={"reports_dir": reports})
-    create_worker(settings, connection, ["eval"]).work(burst=True, logging_level="WARNING")
+    create_worker(settings, connection, ["eval"], job_functions=JOB_FUNCTIONS).work(
+        burst=True, logging_level="WARNING"
+    )
     written = sorted(reports.glob("newest/*/metrics.json"))
     assert written and not (reports / "older").exists()
     assert json.loads(written[0].read_text())["models"]["m"]["accuracy"] == 1.0

@@ -42,6 +42,6 @@ def test_exporter_gauges_follow_redis(toy_settings: Settings, redis_url: str, tm
         "rq:queue:classify-toy"
     )
     assert sample(text, "chatlens_queue_failed", '{queue="classify-toy"}') == 0
-    assert sample(text, "chatlens_run_results", '{model="keyword",run="ops"}') == connection.hlen(
-        keys.results("ops", "keyword")
+    assert sample(text, "chatlens_run_results", '{model="toy",run="ops"}') == connection.hlen(
+        keys.results("ops", "toy")
     )

@@ -63,17 +63,17 @@ def test_status_json_equals_redis_before_and_after_a_worker(
     assert (row["jobs_done"], row["jobs_failed"]) == (3, 1)
     process = f"{row['host']}:{row['pid']}"
     assert row["peak_rss_mb"] == float(connection.hget(keys.WORKER_PEAK_RSS, process))
-    assert row["models"] == {"keyword": int(connection.hget(keys.MODEL_LOADS, f"{process}:keyword"))}
+    assert row["models"] == {"toy": int(connection.hget(keys.MODEL_LOADS, f"{process}:toy"))}
 
     (run,) = after["runs"]
     assert run["models"] == {
-        "keyword": {
-            "done": connection.hlen(keys.results("ops", "keyword")),
-            "errors": connection.hlen(keys.errors("ops", "keyword")),
+        "toy": {
+            "done": connection.hlen(keys.results("ops", "toy")),
+            "errors": connection.hlen(keys.errors("ops", "toy")),
             "total": connection.hlen(keys.messages("ops")),
         }
     }
-    assert run["models"]["keyword"]["done"] == 5
+    assert run["models"]["toy"]["done"] == 5
     assert run["failed_jobs"] == 1 and run["finished"] and run["eta_s"] == 0.0
     # Throughput: the per-minute buckets the store wrote, read back with the same arithmetic.
     buckets = {int(k): int(v) for k, v in connection.hgetall(keys.throughput("ops")).items()}
@@ -91,12 +91,12 @@ def test_status_shows_the_last_eval_and_its_regression_flag(
     record = LastEval(
         run="ops",
         out_dir="reports/ops/x",
-        models={"keyword": {"accuracy": 0.5, "macro_f1": 0.4, "recall:Happy": 1.0}},
-        regressions=["keyword macro_f1 0.600 -> 0.400 (-0.200)"],
+        models={"toy": {"accuracy": 0.5, "macro_f1": 0.4, "recall:Happy": 1.0}},
+        regressions=["toy macro_f1 0.600 -> 0.400 (-0.200)"],
     )
     connection.set(keys.last_eval("ops"), record.model_dump_json())
     (run,) = gather_status(connection, toy_settings)["runs"]
-    assert run["last_eval"]["models"] == {"keyword": {"accuracy": 0.5, "macro_f1": 0.4}}
+    assert run["last_eval"]["models"] == {"toy": {"accuracy": 0.5, "macro_f1": 0.4}}
     assert run["last_eval"]["regression"] is True
 
 

@@ -184,7 +184,7 @@ def test_a_live_stream_is_classified_and_summarised_while_still_open(redis_url: 
         assert producer.stdin is not None
         producer.stdin.write(jsonl([{"conversation_id": "a", "message": "I love this"}]))
         producer.stdin.flush()
-        wait_for(lambda: connection.hlen(keys.results("live", "keyword")) == 1, 60)
+        wait_for(lambda: connection.hlen(keys.results("live", "toy")) == 1, 60)
         wait_for(lambda: connection.hexists(keys.summaries("live"), "a"), 60)
         assert producer.poll() is None  # all of it while the stream is open
         producer.stdin.write(jsonl([{"conversation_id": "b", "message": "What now?"}]))
@@ -193,7 +193,7 @@ def test_a_live_stream_is_classified_and_summarised_while_still_open(redis_url: 
         assert producer.stdout is not None
         out = producer.stdout.read()
         assert "read 2 / " in out and "enqueued 2" in out
-        wait_for(lambda: connection.hlen(keys.results("live", "keyword")) == 2, 60)
+        wait_for(lambda: connection.hlen(keys.results("live", "toy")) == 2, 60)
     finally:
         worker.terminate()
         worker.wait(30)

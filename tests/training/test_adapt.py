@@ -1,4 +1,4 @@
-"""`chatlens train --adapt`: a LoRA adapter trained with the head on a tiny random MPNet, then served by
+"""`chatlens train adapt`: a LoRA adapter trained with the head on a tiny random MPNet, then served by
 the accurate classifier, which folds the adapter into the encoder at load."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from chatlens.backends.encoder import ADAPTER_WEIGHTS, SentenceEncoder
 from chatlens.cli.demo import EXAMPLE_FILE
 from chatlens.core.errors import ChatlensError
 from chatlens.training.adapt import AdaptOptions, adapt
-from chatlens.training.data import grouped_indices, load_files
+from chatlens.training.data import load_split
 from tests.backends.tiny_mpnet import save_tiny_mpnet
 
 pytestmark = pytest.mark.slow  # a real (tiny) model trained end to end
@@ -53,11 +53,10 @@ def test_the_adapter_and_head_are_written_small_with_a_card(adapted: tuple[Path,
 def test_serving_reproduces_the_trained_logits(tiny: Path, adapted: tuple[Path, dict, np.ndarray]) -> None:
     """The classifier merges the adapter into the weights: its logits are the trainer's on validation."""
     out, _, val_logits = adapted
-    data = load_files([EXAMPLE_FILE])
-    _, val_idx = grouped_indices(data.groups, 0.3, 0)
+    split = load_split([EXAMPLE_FILE], 0.3, 0)
     classifier = AccurateClassifier(encoder=str(tiny), models_dir=out, head_dir=out / "head", max_length=64)
     assert "+lora-" in classifier.version
-    texts = [data.texts[i] for i in val_idx]
+    texts = [split.data.texts[i] for i in split.val]
     features = torch.from_numpy(classifier.encoder.encode(texts, classifier.head.config.pooling))
     with torch.inference_mode():
         served = classifier.head.adjusted_logits(features).numpy()

@@ -15,7 +15,6 @@ SECONDS_PER_BATCH = 4.0
 
 
 class SlowClassifier:
-    name = "slow"
     version = "slow-1"
 
     def predict(self, texts: list[str]) -> list[Output]:
@@ -35,7 +34,8 @@ def register() -> None:
 if __name__ == "__main__":
     import typer
 
-    from worker.cli import worker
+    from worker.cli import WorkerCommands
+    from worker.runner import WORKER_JOBS
 
     register()
-    typer.run(worker)
+    typer.run(WorkerCommands(WORKER_JOBS).worker)

@@ -11,6 +11,7 @@ import pytest
 import redis
 from rq import Queue, Retry
 
+from chatlens.cli.job_functions import JOB_FUNCTIONS
 from chatlens.core import queues as q
 from chatlens.core.settings import Settings
 from producer.pipeline import produce_input
@@ -51,7 +52,7 @@ def test_poison_jobs_end_in_the_failed_registry_and_come_back_on_requeue(
     worker = create_worker(settings, connection, [q.classify_queue("slow"), q.summarise_queue("extractive")])
     worker.work(burst=True)
 
-    items = failed_jobs(connection, settings)
+    items = failed_jobs(connection, settings, JOB_FUNCTIONS)
     assert [(f.queue, f.run, f.foreign) for f in items] == [
         ("classify-slow", "poison", False),
         ("summarise-extractive", "other", False),
@@ -68,7 +69,9 @@ def test_poison_jobs_end_in_the_failed_registry_and_come_back_on_requeue(
     assert by_queue["summarise-extractive"].what == "summarise conversation c7 (extractive)"
     assert by_queue["summarise-extractive"].job_id == broken.id
     assert by_queue["summarise-extractive"].reason.startswith("ValidationError: 1 validation error")
-    assert [f.job_id for f in failed_jobs(connection, settings, run="poison")] == [timed_out.job_id]
+    assert [f.job_id for f in failed_jobs(connection, settings, JOB_FUNCTIONS, run="poison")] == [
+        timed_out.job_id
+    ]
 
     env = subprocess_env(CHATLENS_REDIS_URL=redis_url)
     listed = run_chatlens("failed", "--run", "poison", "--json", env=env)
@@ -87,7 +90,7 @@ def test_poison_jobs_end_in_the_failed_registry_and_come_back_on_requeue(
     assert moved.returncode == 0, moved.stderr
     assert f"requeued {timed_out.job_id} on classify-slow" in moved.stdout
     assert Queue("classify-slow", connection=connection).job_ids == [timed_out.job_id]
-    assert [f.queue for f in failed_jobs(connection, settings)] == ["summarise-extractive"]
-    again, foreign = requeue(connection, settings, [broken.id])
+    assert [f.queue for f in failed_jobs(connection, settings, JOB_FUNCTIONS)] == ["summarise-extractive"]
+    again, foreign = requeue(connection, settings, JOB_FUNCTIONS, [broken.id])
     assert [f.job_id for f in again] == [broken.id] and foreign == []
-    assert failed_jobs(connection, settings) == []
+    assert failed_jobs(connection, settings, JOB_FUNCTIONS) == []

@@ -17,6 +17,7 @@ from rq import Queue, Retry
 from rq.callbacks import Callback
 from rq.job import JobStatus
 
+from chatlens.cli.job_functions import JOB_FUNCTIONS
 from chatlens.core import keys
 from chatlens.core import queues as q
 from chatlens.core.settings import Settings
@@ -53,7 +54,7 @@ def test_foreign_jobs_are_refused_on_every_queue_not_retried_and_the_worker_goes
     path.write_text("conversation_id,message\n1,I love this\n1,Do you?\n2,It is a table.\n")
     produce_input(settings, path, "real", redis_url=redis_url, warn_idle_queues=False)
 
-    worker = create_worker(settings, connection, served, threads=1)
+    worker = create_worker(settings, connection, served, threads=1, job_functions=JOB_FUNCTIONS)
     with caplog.at_level(logging.ERROR, logger="chatlens.worker"):
         assert worker.work(burst=True)
 
@@ -71,7 +72,7 @@ def test_foreign_jobs_are_refused_on_every_queue_not_retried_and_the_worker_goes
         assert any(f"refused job {job_id}" in r.getMessage() for r in caplog.records), name
     assert not (tmp_path / "pwned-0").exists()
     # The real jobs behind them ran.
-    assert connection.hlen(keys.results("real", "minilm-head")) == 3
+    assert connection.hlen(keys.results("real", "default")) == 3
     assert connection.hlen(keys.summaries("real")) == 2
 
     # Listed as foreign, and never requeued.

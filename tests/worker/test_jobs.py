@@ -10,6 +10,7 @@ from rq.serializers import JSONSerializer
 
 from chatlens.backends.classifier import Output
 from chatlens.backends.classifiers.minilm import MiniLMClassifier
+from chatlens.backends.encoder import BUNDLED_ENCODER_ID
 from chatlens.cli.demo import EXAMPLE_FILE
 from chatlens.core.connection import FAKE_URL, connect
 from chatlens.core.queues import default_queues
@@ -38,10 +39,11 @@ def test_every_message_gets_exactly_one_result(fake) -> None:
     counts = produce_input(Settings(batch_size=16), EXAMPLE_FILE, "ex", redis_url=FAKE_URL)
     work(fake)
     store = RunStore(fake, 3600)
-    predictions = store.predictions("ex", MiniLMClassifier.name)
+    predictions = store.predictions("ex", "default")
     assert set(predictions) == set(store.messages("ex")) and len(predictions) == counts.enqueued
     first = next(iter(predictions.values()))
-    assert first.model == "minilm-head" and first.batch_size <= 16 and first.batch_latency_ms > 0
+    assert first.model == "default" and first.model_version.startswith(BUNDLED_ENCODER_ID + "+head-")
+    assert first.batch_size <= 16 and first.batch_latency_ms > 0
 
 
 def test_a_retried_batch_leaves_one_result_per_message(fake, tmp_path: Path) -> None:
@@ -54,8 +56,8 @@ def test_a_retried_batch_leaves_one_result_per_message(fake, tmp_path: Path) -> 
     queue.enqueue_call(job.func_name, kwargs=job.kwargs)
     work(fake)
     store = RunStore(fake, 3600)
-    assert store.result_count("retry", "minilm-head") == 5
-    assert len(fake.hkeys("chatlens:run:retry:results:minilm-head")) == 5
+    assert store.result_count("retry", "default") == 5
+    assert len(fake.hkeys("chatlens:run:retry:results:default")) == 5
 
 
 def test_a_bad_message_is_recorded_and_the_rest_go_on(fake, tmp_path: Path, monkeypatch) -> None:
@@ -72,8 +74,8 @@ def test_a_bad_message_is_recorded_and_the_rest_go_on(fake, tmp_path: Path, monk
     produce_input(Settings(batch_size=10), path, "bad", redis_url=FAKE_URL)
     work(fake)
     store = RunStore(fake, 3600)
-    assert store.result_count("bad", "minilm-head") == 3
-    (error,) = store.errors("bad", "minilm-head").values()
+    assert store.result_count("bad", "default") == 3
+    (error,) = store.errors("bad", "default").values()
     assert error.error == "ValueError: cannot handle BOOM"
     assert store.messages("bad")[error.message_id].text == "BOOM"
     failed = Queue("classify-default", connection=fake, serializer=JSONSerializer).failed_job_registry

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import urllib.request
@@ -42,22 +43,24 @@ def check_worker_metrics(toy_settings: Settings, tmp_path: Path) -> None:
             text = response.read().decode()
     finally:
         worker.context.metrics.close()
-    written = connection.hlen(keys.results("ops", "keyword"))
+    written = connection.hlen(keys.results("ops", "toy"))
     assert written == 5
-    assert sample(text, "chatlens_messages_classified_total", '{model="keyword"}') == written
-    assert sample(text, "chatlens_message_errors_total", '{model="keyword"}') == 0
-    assert sample(text, "chatlens_batch_seconds_count", '{model="keyword"}') == 3
+    assert sample(text, "chatlens_messages_classified_total", '{model="toy"}') == written
+    assert sample(text, "chatlens_message_errors_total", '{model="toy"}') == 0
+    assert sample(text, "chatlens_batch_seconds_count", '{model="toy"}') == 3
     assert sample(text, "chatlens_batch_size_sum") == 5
-    assert sample(text, "chatlens_model_loads_total", '{model="keyword"}') == 1
+    assert sample(text, "chatlens_model_loads_total", '{model="toy"}') == 1
     assert sample(text, "chatlens_worker_rss_bytes") > 10 * 1024 * 1024
 
 
 def test_progress_line_every_interval(caplog: pytest.LogCaptureFixture) -> None:
     metrics = WorkerMetrics(progress_log_s=0.0, name="w1")
     with caplog.at_level(logging.INFO, logger="chatlens.worker"):
-        metrics.batch("m", 4, 0.01, classified=3, errors=1)
+        metrics.batch("default", 4, 0.01, classified=3, errors=1)
     (record,) = caplog.records
-    assert "progress w1: 1 batches, 3 messages (1 errors)" in record.getMessage()
+    # Each model's share under its one name, in the line and as a field for a log shipper.
+    assert "progress w1: 1 batches, 3 messages (1 errors) [default 3]," in record.getMessage()
+    assert json.loads(JsonFormatter(None).format(record))["models"] == {"default": 3}
     quiet = WorkerMetrics(progress_log_s=3600.0)
     caplog.clear()
     with caplog.at_level(logging.INFO, logger="chatlens.worker"):

@@ -20,6 +20,7 @@ import redis
 from rq import Queue, Retry, SimpleWorker
 from rq.job import JobStatus
 
+from chatlens.cli.job_functions import JOB_FUNCTIONS
 from chatlens.core import keys
 from chatlens.core import queues as q
 from chatlens.core.settings import Settings
@@ -144,11 +145,11 @@ def test_a_job_whose_worker_keeps_dying_ends_failed_once_its_reclaims_are_spent(
     assert job.get_status() == JobStatus.FAILED
     assert queue.failed_job_registry.get_job_ids() == [job.id]
     assert len(queue.started_job_registry) == 0
-    (listed,) = failed_jobs(connection, Settings())
+    (listed,) = failed_jobs(connection, Settings(), JOB_FUNCTIONS)
     assert listed.reason.startswith("AbandonedJobError: worker died 3 times while running this batch")
     assert ContextJob.fetch(job.id, connection=connection, serializer=q.SERIALIZER).meta[RECLAIMS] == 3
     # `chatlens requeue` gives it a fresh start: its worker deaths no longer count.
-    (moved,), _ = requeue(connection, Settings(), [job.id])
+    (moved,), _ = requeue(connection, Settings(), JOB_FUNCTIONS, [job.id])
     assert moved.job_id == job.id and queue.job_ids == [job.id]
     assert RECLAIMS not in ContextJob.fetch(job.id, connection=connection, serializer=q.SERIALIZER).meta
 
@@ -274,3 +275,32 @@ def test_a_worker_rides_out_a_redis_restart_and_loses_no_batch(tmp_path: Path) -
     log = (tmp_path / "survivor.log").read_text()
     assert "Redis unavailable" in log and "lost Redis; reconnecting" in log, log[-3000:]
     assert "found an unhandled exception, quitting" not in log or "Redis is back" in log
+
+
+def test_sigterm_ends_a_workers_wait_for_redis_at_once_and_it_exits_0(tmp_path: Path) -> None:
+    port = _free_port()
+    server = _redis_server(port, tmp_path)
+    url = f"redis://127.0.0.1:{port}/0"
+    log = tmp_path / "waiting.log"
+    proc = None
+    try:
+        produce(url, tmp_path, "away", batches=1)
+        connection = redis.Redis.from_url(url)
+        proc = start_worker(url, "waiting", log, CHATLENS_REDIS_RETRY_MAX_S="30")
+        wait_until(lambda: held_by(connection, "waiting"), 60, "the worker to start a batch")
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=30)
+        wait_until(lambda: "attempt 4, retrying in 8 s" in log.read_text(), 60, "a long wait for Redis")
+        before = len(log.read_text())
+        asked = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0, log.read_text()[-3000:]
+        # Out of its 8 s backoff at once: rq's own handler would have written to the Redis that is away.
+        assert time.monotonic() - asked < 8
+    finally:
+        if proc is not None:
+            stop(proc)
+        if server.poll() is None:
+            server.send_signal(signal.SIGTERM)
+            server.wait(timeout=30)
+    assert "Traceback" not in log.read_text()[before:], log.read_text()[before:]

@@ -11,6 +11,7 @@ from rq import Queue
 from rq.timeouts import JobTimeoutException
 
 from chatlens.backends.summariser import SummaryText
+from chatlens.cli.job_functions import JOB_FUNCTIONS
 from chatlens.core import keys
 from chatlens.core import queues as q
 from chatlens.core.settings import Settings
@@ -145,5 +146,5 @@ def test_a_failed_job_of_several_conversations_is_described_from_its_arguments(
     )
     queue.remove(job)
     queue.failed_job_registry.add(job)
-    (failed,) = failed_jobs(fake_redis, settings)
+    (failed,) = failed_jobs(fake_redis, settings, JOB_FUNCTIONS)
     assert (failed.run, failed.what, failed.foreign) == ("r", "summarise 3 conversations (extractive)", False)

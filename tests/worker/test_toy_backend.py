@@ -36,7 +36,7 @@ def test_a_registered_toy_classifier_runs_through_a_real_worker(
     assert counts.enqueued == 3
     connection = redis.Redis.from_url(redis_url)
     assert create_worker(settings, connection, default_queues(settings)).work(burst=True)
-    raw = connection.hgetall(keys.results("toy-run", "keyword"))
+    raw = connection.hgetall(keys.results("toy-run", "toy"))
     labels = sorted(v.decode().split('"label":"')[1].split('"')[0] for v in raw.values())
     assert labels == ["Curious to dive deeper", "Happy", "Neutral"]
 

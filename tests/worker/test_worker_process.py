@@ -32,10 +32,10 @@ def test_one_model_load_for_many_jobs(redis_url: str, tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     connection = redis.Redis.from_url(redis_url)
-    assert connection.hlen(keys.results("loads", "minilm-head")) == 60
+    assert connection.hlen(keys.results("loads", "default")) == 60
     loads = {k.decode(): int(v) for k, v in connection.hgetall(keys.MODEL_LOADS).items()}
     # One process, one load per model: twenty classify jobs and four summary jobs.
-    assert sorted(k.rsplit(":", 1)[1] for k in loads) == ["minilm-head", "summarise-extractive"], loads
+    assert sorted(k.rsplit(":", 1)[1] for k in loads) == ["default", "summarise-extractive"], loads
     assert list(loads.values()) == [1, 1], loads
     assert connection.hlen(keys.summaries("loads")) == 4
     assert float(connection.hget(keys.WORKER_PEAK_RSS, next(iter(loads)).rsplit(":", 1)[0])) > 50

@@ -7,7 +7,6 @@ from chatlens.core.settings import Settings
 
 
 class KeywordClassifier:
-    name = "keyword"
     version = "keyword-1"
 
     def predict(self, texts: list[str]) -> list[Output]:

@@ -21,8 +21,6 @@ ADAPTER_DIR = "adapter"  # beside head.json: a head trained together with a LoRA
 class AccurateClassifier(MiniLMClassifier):
     """The same encoder + head design as the default, on a 12-layer 768-dim encoder."""
 
-    name = "mpnet-head"
-
     def __init__(
         self,
         encoder: str,

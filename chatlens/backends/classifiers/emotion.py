@@ -11,8 +11,8 @@ from collections.abc import Mapping
 import numpy as np
 import torch
 
-from chatlens.backends.classifier import Output
-from chatlens.backends.hf import batched_logits, hf_options, load_classifier_model, model_version
+from chatlens.backends.classifier import Output, top_outputs
+from chatlens.backends.hf import batched_logits, classifier_version, hf_options, load_classifier_model
 from chatlens.core.errors import ChatlensError
 from chatlens.core.labels import LABELS
 from chatlens.core.settings import Settings
@@ -51,8 +51,6 @@ def map_scores(scores: torch.Tensor, matrix: np.ndarray) -> torch.Tensor:
 
 
 class EmotionClassifier:
-    name = "emotion-go"
-
     def __init__(
         self,
         source: str,
@@ -73,7 +71,10 @@ class EmotionClassifier:
         self.labels = list(LABELS)
         self.device, self.batch_size, self.sort_by_length = device, batch_size, sort_by_length
         self.max_length = min(max_length, self.tokenizer.model_max_length)  # type: ignore[attr-defined]
-        self.version = model_version(source, self.model)
+        # The mapping onto our labels decides the answers as much as the weights do.
+        self.version = classifier_version(
+            source, self.model, dtype, int8, mapping=[dict(mapping), other_label]
+        )
 
     @torch.inference_mode()
     def scores(self, texts: list[str]) -> torch.Tensor:
@@ -86,10 +87,7 @@ class EmotionClassifier:
         return torch.sigmoid(logits) if self.multi_label else torch.softmax(logits, -1)
 
     def predict(self, texts: list[str]) -> list[Output]:
-        confidence, index = map_scores(self.scores(texts), self.matrix).max(dim=-1)
-        return [
-            Output(self.labels[i], float(c)) for i, c in zip(index.tolist(), confidence.tolist(), strict=True)
-        ]
+        return top_outputs(map_scores(self.scores(texts), self.matrix), self.labels)
 
 
 def build(settings: Settings) -> EmotionClassifier:

@@ -7,6 +7,7 @@ tokenizer), `head.safetensors` and `card.json` (labels, logit adjustment, how it
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import time
@@ -17,7 +18,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from transformers import AutoModel, AutoTokenizer, PreTrainedModel
 
-from chatlens.backends.classifier import Output
+from chatlens.backends.classifier import Output, top_outputs
 from chatlens.backends.encoder import load_pretrained, mean_pool
 from chatlens.backends.hf import batched_logits, resolve_device
 from chatlens.core.errors import ChatlensError
@@ -85,10 +86,18 @@ def save_finetuned(model: FineTunedModel, tokenizer: object, card: dict, directo
     (directory / CARD).write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
 
 
+def finetuned_version(directory: Path) -> str:
+    """The directory and a hash of its head and card: a new training writes both, so another model in
+    the same directory is another version (the encoder's weights are too large to hash at every start)."""
+    digest = hashlib.sha256((directory / HEAD).read_bytes() + (directory / CARD).read_bytes())
+    return f"{directory}+head-{digest.hexdigest()[:12]}"
+
+
 class FineTunedClassifier:
     def __init__(
-        self, directory: Path, name: str, version: str, device: torch.device, batch_size: int = 64
+        self, directory: Path, version: str | None, device: torch.device, batch_size: int = 64
     ) -> None:
+        """`version` None: the directory and its head's hash (`finetuned_version`)."""
         if not (directory / CARD).exists():
             raise ChatlensError(
                 f"{directory}: not a fine-tuned chatlens model (no {CARD}); run `chatlens train --finetune`"
@@ -102,7 +111,8 @@ class FineTunedClassifier:
         self.model.to(device).eval()
         self.adjustment = torch.tensor(self.card["logit_adjustment"], dtype=torch.float32)
         self.max_length = int(self.card["max_length"])
-        self.name, self.version, self.device, self.batch_size = name, version, device, batch_size
+        self.version = version or finetuned_version(directory)
+        self.device, self.batch_size = device, batch_size
 
     @torch.inference_mode()
     def logits(self, texts: list[str]) -> torch.Tensor:
@@ -113,11 +123,7 @@ class FineTunedClassifier:
         return batched_logits(self.model, ids, pad, self.device, self.batch_size)
 
     def predict(self, texts: list[str]) -> list[Output]:
-        probs = torch.softmax(self.logits(texts) + self.adjustment, dim=-1)
-        confidence, index = probs.max(dim=-1)
-        return [
-            Output(self.labels[i], float(c)) for i, c in zip(index.tolist(), confidence.tolist(), strict=True)
-        ]
+        return top_outputs(torch.softmax(self.logits(texts) + self.adjustment, dim=-1), self.labels)
 
 
 def parse_model_uri(uri: str) -> tuple[str, str]:
@@ -143,7 +149,6 @@ class RegistryClassifier:
         self.client = mlflow.MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
         self.tracking_uri = tracking_uri
         self.model_name, self.ref = parse_model_uri(uri)
-        self.name = self.model_name
         self.device, self.batch_size, self.poll_s = device, batch_size, poll_s
         self.current: FineTunedClassifier | None = None
         self._checked = 0.0
@@ -181,7 +186,7 @@ class RegistryClassifier:
         directory = Path(
             mlflow.artifacts.download_artifacts(artifact_uri=uri, tracking_uri=self.tracking_uri)
         )
-        self.current = FineTunedClassifier(directory, self.model_name, label, self.device, self.batch_size)
+        self.current = FineTunedClassifier(directory, label, self.device, self.batch_size)
         log.warning("serving %s (alias %s)", label, self.ref)
 
     def predict(self, texts: list[str]) -> list[Output]:
@@ -196,7 +201,4 @@ def build(settings: Settings) -> FineTunedClassifier | RegistryClassifier:
             settings.finetuned_model, settings.mlflow_tracking_uri, device, settings.inference_batch_size,
             settings.registry_poll_s,
         )  # fmt: skip
-    return FineTunedClassifier(
-        Path(settings.finetuned_model), "minilm-ft", settings.finetuned_model, device,
-        settings.inference_batch_size,
-    )  # fmt: skip
+    return FineTunedClassifier(Path(settings.finetuned_model), None, device, settings.inference_batch_size)

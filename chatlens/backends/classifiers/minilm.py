@@ -6,7 +6,7 @@ from pathlib import Path
 
 import torch
 
-from chatlens.backends.classifier import Output
+from chatlens.backends.classifier import Output, top_outputs
 from chatlens.backends.encoder import shared_encoder
 from chatlens.backends.head import DEFAULT_HEAD_DIR, head_version, load_head
 from chatlens.core.settings import Settings
@@ -14,8 +14,6 @@ from chatlens.core.settings import Settings
 
 class MiniLMClassifier:
     """The bundled all-MiniLM-L6-v2 encoder, frozen, with our trained head on its pooled hidden states."""
-
-    name = "minilm-head"
 
     def __init__(
         self,
@@ -47,10 +45,7 @@ class MiniLMClassifier:
         return torch.softmax(self.head.adjusted_logits(features), dim=-1)
 
     def predict(self, texts: list[str]) -> list[Output]:
-        confidence, index = self.probabilities(texts).max(dim=-1)
-        return [
-            Output(self.labels[i], float(c)) for i, c in zip(index.tolist(), confidence.tolist(), strict=True)
-        ]
+        return top_outputs(self.probabilities(texts), self.labels)
 
 
 def build(settings: Settings) -> MiniLMClassifier:

@@ -11,8 +11,8 @@ from collections.abc import Mapping
 
 import torch
 
-from chatlens.backends.classifier import Output
-from chatlens.backends.hf import batched_logits, hf_options, load_classifier_model, model_version
+from chatlens.backends.classifier import Output, top_outputs
+from chatlens.backends.hf import batched_logits, classifier_version, hf_options, load_classifier_model
 from chatlens.core.errors import ChatlensError
 from chatlens.core.labels import LABELS
 from chatlens.core.settings import Settings
@@ -35,8 +35,6 @@ def label_probabilities(entailment_logits: torch.Tensor, n_labels: int) -> torch
 
 
 class ZeroShotClassifier:
-    name = "zeroshot-nli"
-
     def __init__(
         self,
         source: str,
@@ -62,7 +60,8 @@ class ZeroShotClassifier:
         self.hypotheses = [template.format(verbs[label]) for label in self.labels]
         self.device, self.batch_size, self.sort_by_length = device, batch_size, sort_by_length
         self.max_length = min(max_length, self.tokenizer.model_max_length)  # type: ignore[attr-defined]
-        self.version = model_version(source, self.model)
+        # The hypotheses are as much the classifier as the weights: another wording, other answers.
+        self.version = classifier_version(source, self.model, dtype, int8, hypotheses=self.hypotheses)
 
     @torch.inference_mode()
     def probabilities(self, texts: list[str]) -> torch.Tensor:
@@ -78,10 +77,7 @@ class ZeroShotClassifier:
         return label_probabilities(logits[:, self.entailment], len(self.labels))
 
     def predict(self, texts: list[str]) -> list[Output]:
-        confidence, index = self.probabilities(texts).max(dim=-1)
-        return [
-            Output(self.labels[i], float(c)) for i, c in zip(index.tolist(), confidence.tolist(), strict=True)
-        ]
+        return top_outputs(self.probabilities(texts), self.labels)
 
 
 def build(settings: Settings) -> ZeroShotClassifier:

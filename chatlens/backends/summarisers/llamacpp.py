@@ -2,10 +2,10 @@
 
 The model loads once per process into xllamacpp's embedded llama.cpp server. Tokenising and applying the
 chat template go through that server's own endpoints (its loopback HTTP port, locked with a random API
-key), so the chunk budget of `map_reduce` is counted with the model's own tokenizer. The prompt is built
-as token ids: the template's text around the user message is tokenised with control tokens, the user
-message (instruction and conversation) without, so that "<|im_end|>" typed in a chat stays text and cannot
-end the turn or open a new one.
+key), so the chunk budget of map-reduce (`GenerativeSummariser`) is counted with the model's own
+tokenizer. The prompt is built as token ids: the template's text around the user message is tokenised
+with control tokens, the user message (instruction and conversation) without, so that "<|im_end|>" typed
+in a chat stays text and cannot end the turn or open a new one.
 
 The default model is the catalog's `qwen2.5-coder-1.5b-instruct` (Q4_K_M GGUF, `chatlens models fetch`);
 CHATLENS_SUMMARY_MODEL takes another catalog name or a path to a .gguf file.
@@ -17,12 +17,12 @@ import json
 import secrets
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from chatlens.backends.catalog import resolve
-from chatlens.backends.summariser import SummaryText, configured_model, map_reduce, prompt_overhead
+from chatlens.backends.summariser import configured_model
+from chatlens.backends.summarisers.generative import GenerativeSummariser
 from chatlens.core.errors import ChatlensError
 from chatlens.core.settings import Settings
 
@@ -31,14 +31,11 @@ DEFAULT_LLAMACPP_MODEL = "qwen2.5-coder-1.5b-instruct"
 # model's whole trained context (32k for Qwen2.5): a conversation longer than that is map-reduced, which on
 # a CPU costs about what one long prompt would, and the cache stays ~120 MB instead of ~1 GB.
 DEFAULT_CONTEXT_TOKENS = 4096
-# Tokenising the user message alone can differ by a token or two from tokenising it with the instruction
-# before it (a merge across "\n\n"); the margin keeps a full chunk within the context.
-_BOUNDARY_MARGIN = 4
 _SENTINEL = "\x00chatlens-message\x00"
 _HTTP_TIMEOUT_S = 120.0
 
 
-class LlamaCppSummariser:
+class LlamaCppSummariser(GenerativeSummariser):
     backend = "llamacpp"
 
     def __init__(
@@ -86,10 +83,11 @@ class LlamaCppSummariser:
             ) from None
         self._url = str(self._server.listening_address)
         meta = self._get("/v1/models")["data"][0].get("meta", {})
+        # The KV cache's size, within the positions the model was trained on.
         self.context = min(params.n_ctx, int(meta.get("n_ctx_train") or params.n_ctx))
         self._prefix, self._suffix = self._template()
         self._bos = self._post("/tokenize", {"content": "", "add_special": True})["tokens"]
-        self.budget = self._budget(context_tokens)
+        self._set_budget(self.context, context_tokens)
         # Cumulative llama.cpp timings (prompt_n, prompt_ms, predicted_n, predicted_ms): the speed figures.
         self.timings: dict[str, float] = {
             "prompt_n": 0,
@@ -148,39 +146,21 @@ class LlamaCppSummariser:
         prefix, suffix = prompt.split(_SENTINEL)
         return prefix, suffix
 
-    # --- the Summariser -----------------------------------------------------------------------------------
+    # --- tokenisation, the chat template and generation for GenerativeSummariser -------------------------
 
-    def _budget(self, context_tokens: int | None) -> int:
-        """Tokens of conversation text that one prompt may hold."""
-        limits = [self.context - self.max_new_tokens]
-        if context_tokens is not None:
-            limits.append(context_tokens)
-        overhead = prompt_overhead(self._prompt)
-        budget = min(limits) - overhead - _BOUNDARY_MARGIN
-        if budget < 32:
-            raise ChatlensError(
-                f"llama.cpp model {self.model_id!r}: a context of {self.context} tokens leaves {budget} for "
-                f"the conversation after the {overhead}-token prompt and {self.max_new_tokens} new tokens; "
-                "raise CHATLENS_SUMMARY_CONTEXT_TOKENS or lower CHATLENS_SUMMARY_MAX_NEW_TOKENS"
-            )
-        return budget
+    def _text_ids(self, text: str) -> list[int]:
+        return self._tokens(text, control=False)
 
-    def _prompt(self, instruction: str, text: str) -> list[int]:
+    def _chat_ids(self, message: str) -> list[int]:
         head = self._tokens(self._prefix, control=True)
         if self._bos and head[: len(self._bos)] != self._bos:
             head = [*self._bos, *head]  # the model wants a BOS its template does not write
-        # Chat text is user input: control tokens typed in it are tokenised as text.
-        body = self._tokens(f"{instruction}\n\n{text}", control=False)
-        return [*head, *body, *self._tokens(self._suffix, control=True)]
+        return [*head, *self._text_ids(message), *self._tokens(self._suffix, control=True)]
 
-    def count(self, text: str) -> int:
-        return len(self._tokens(text, control=False))
-
-    def _generate(self, instruction: str, text: str) -> tuple[str, int, int]:
-        prompt = self._prompt(instruction, text)
+    def _complete(self, prompt: list[int], max_new_tokens: int) -> tuple[str, int]:
         request: dict[str, Any] = {
             "prompt": prompt,
-            "max_tokens": max(1, min(self.max_new_tokens, self.context - len(prompt))),
+            "max_tokens": max_new_tokens,
             "temperature": self.temperature,
             "seed": self.seed,
             # The template's head and the instruction repeat from one conversation to the next: their KV
@@ -195,9 +175,5 @@ class LlamaCppSummariser:
         timings = response.get("timings", {})
         for name in self.timings:
             self.timings[name] += float(timings.get(name, 0))
-        usage = response.get("usage", {})
-        summary = " ".join(str(response["choices"][0]["text"]).split())
-        return summary, int(usage.get("prompt_tokens", len(prompt))), int(usage.get("completion_tokens", 0))
-
-    def summarise(self, turns: Sequence[str]) -> SummaryText:
-        return map_reduce(turns, self.count, self.budget, self._generate)
+        written = int(response.get("usage", {}).get("completion_tokens", 0))
+        return str(response["choices"][0]["text"]), written

@@ -14,14 +14,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from chatlens.backends.summariser import SummaryText, configured_model, map_reduce, prompt_overhead
+from chatlens.backends.summariser import configured_model
+from chatlens.backends.summarisers.generative import GenerativeSummariser
 from chatlens.core.errors import ChatlensError
 from chatlens.core.settings import Settings
 
 DEFAULT_MLX_MODEL = "mlx-community/Meta-Llama-3-8B-Instruct-4bit"
-# Tokenising the text alone can differ by a token or two from tokenising it inside the prompt, where a
-# BPE merge may cross the boundary with the template; the margin keeps a full chunk within the context.
-_BOUNDARY_MARGIN = 4
 
 
 def _rosetta() -> bool:
@@ -162,7 +160,7 @@ def rope_overrides(config: dict[str, Any]) -> dict[str, Any]:
     return overrides
 
 
-class MLXSummariser:
+class MLXSummariser(GenerativeSummariser):
     backend = "mlx"
 
     def __init__(
@@ -192,7 +190,10 @@ class MLXSummariser:
         self.max_new_tokens = max_new_tokens
         self.sampler = make_sampler(temp=temperature)
         self.specials = _special_tokens(self.tokenizer)
-        self.budget = self._budget(config, context_tokens)
+        positions = config.get("max_position_embeddings") or config.get("text_config", {}).get(
+            "max_position_embeddings"
+        )
+        self._set_budget(None if positions is None else int(positions), context_tokens)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> MLXSummariser:
@@ -204,33 +205,15 @@ class MLXSummariser:
             context_tokens=settings.summary_context_tokens,
         )
 
-    def _budget(self, config: dict[str, Any], context_tokens: int | None) -> int:
-        """Tokens of conversation text that one prompt may hold."""
-        model_context = config.get("max_position_embeddings") or config.get("text_config", {}).get(
-            "max_position_embeddings"
-        )
-        if model_context is None and context_tokens is None:
-            raise ChatlensError(
-                f"mlx model {self.model_id!r} does not state its context length "
-                "(max_position_embeddings): set CHATLENS_SUMMARY_CONTEXT_TOKENS"
-            )
-        limits = [] if context_tokens is None else [context_tokens]
-        if model_context is not None:
-            # The prompt and the generated tokens share the model's positions.
-            limits.append(int(model_context) - self.max_new_tokens)
-        overhead = prompt_overhead(self._prompt)
-        budget = min(limits) - overhead - _BOUNDARY_MARGIN
-        if budget < 8:
-            raise ChatlensError(
-                f"mlx model {self.model_id!r}: a context of {min(limits)} input tokens leaves {budget} for "
-                f"the conversation after the {overhead}-token prompt; raise CHATLENS_SUMMARY_CONTEXT_TOKENS "
-                "or lower CHATLENS_SUMMARY_MAX_NEW_TOKENS"
-            )
-        return budget
+    # --- tokenisation, the chat template and generation for GenerativeSummariser -------------------------
 
-    def _prompt(self, instruction: str, text: str) -> list[int]:
-        # One user message: every chat template accepts it, while some (Mistral, Gemma) reject a system one.
-        messages = [{"role": "user", "content": f"{instruction}\n\n{text}"}]
+    def _text_ids(self, text: str) -> list[int]:
+        # verbose=False: counting a whole conversation is how chunking starts, not an overlong input.
+        ids = self.tokenizer.encode(text, add_special_tokens=False, split_special_tokens=True, verbose=False)
+        return list(ids)
+
+    def _chat_ids(self, message: str) -> list[int]:
+        messages = [{"role": "user", "content": message}]
         try:
             # Chat text is user input: "<|eot_id|>" typed in a message is text, not the end of the turn.
             ids = self.tokenizer.apply_chat_template(
@@ -241,26 +224,15 @@ class MLXSummariser:
             ids = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True)
         return list(ids)
 
-    def count(self, text: str) -> int:
-        # verbose=False: counting a whole conversation is how chunking starts, not an overlong input.
-        ids = self.tokenizer.encode(text, add_special_tokens=False, split_special_tokens=True, verbose=False)
-        return len(ids)
-
-    def _generate(self, instruction: str, text: str) -> tuple[str, int, int]:
+    def _complete(self, prompt: list[int], max_new_tokens: int) -> tuple[str, int]:
         import mlx_lm
 
-        prompt = self._prompt(instruction, text)
         pieces: list[str] = []
         written = 0
         # stream_generate rather than generate: the same loop, but its responses carry the token counts.
         for response in mlx_lm.stream_generate(
-            self.model, self.tokenizer, prompt, max_tokens=self.max_new_tokens, sampler=self.sampler
+            self.model, self.tokenizer, prompt, max_tokens=max_new_tokens, sampler=self.sampler
         ):
             pieces.append(response.text)
             written = response.generation_tokens
-        # One line, as the transformers backend writes it: the same model gives the same stored text on both.
-        summary = " ".join(strip_specials("".join(pieces), self.specials).split())
-        return summary, len(prompt), written
-
-    def summarise(self, turns: Sequence[str]) -> SummaryText:
-        return map_reduce(turns, self.count, self.budget, self._generate)
+        return strip_specials("".join(pieces), self.specials), written

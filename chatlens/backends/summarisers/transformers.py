@@ -4,12 +4,10 @@ An encoder-decoder (facebook/bart-large-cnn, the default) reads the conversation
 trained on articles, not instructions. A decoder-only model gets the instruction and the conversation as a
 user message through its chat template. The first decodes by beam search; the second greedily, or by
 sampling when CHATLENS_SUMMARY_TEMPERATURE is above 0. Either way a conversation longer than the model's
-context is summarised map-reduce style (`worker.summariser.map_reduce`): never cut, never refused.
+context is summarised map-reduce style (`GenerativeSummariser`): never cut, never refused.
 """
 
 from __future__ import annotations
-
-from collections.abc import Sequence
 
 import torch
 from transformers import (
@@ -23,14 +21,13 @@ from transformers import (
 
 from chatlens.backends.encoder import load_pretrained
 from chatlens.backends.hf import model_version, resolve_device, resolve_dtype
-from chatlens.backends.summariser import SummaryText, configured_model, map_reduce, prompt_overhead
+from chatlens.backends.summariser import configured_model
+from chatlens.backends.summarisers.generative import GenerativeSummariser
 from chatlens.core.errors import ChatlensError
 from chatlens.core.settings import Settings
 
 DEFAULT_MODEL = "facebook/bart-large-cnn"
 NUM_BEAMS = 4
-# Tokens a text can gain when it is tokenised inside the prompt rather than alone (merges at its edges).
-MARGIN = 8
 # tokenizer.model_max_length is 1e30 when a tokenizer does not know its model's limit.
 _SANE_LENGTH = 10_000_000
 
@@ -46,7 +43,7 @@ def context_length(config: PretrainedConfig, tokenizer: object) -> int | None:
     return length if isinstance(length, int) and 0 < length < _SANE_LENGTH else None
 
 
-class HFSummariser:
+class HFSummariser(GenerativeSummariser):
     backend = "transformers"
 
     def __init__(
@@ -69,22 +66,16 @@ class HFSummariser:
                 "use an instruction-tuned chat model or an encoder-decoder summariser such as bart-large-cnn"
             )
         self.temperature = temperature
-        self.positions = context_length(config, self.tokenizer)
-        if self.positions is None and context_tokens is None:
-            raise ChatlensError(
-                f"model {source!r} does not say how long its context is; set CHATLENS_SUMMARY_CONTEXT_TOKENS"
-            )
+        self.model_id = source  # until the weights say which revision they are
+        positions = context_length(config, self.tokenizer)
         self.max_new_tokens = max_new_tokens
-        if self.seq2seq and self.positions:
+        if self.seq2seq and positions:
             # The decoder has the same positions: its start token and the summary must fit in them.
-            self.max_new_tokens = min(max_new_tokens, self.positions - 1)
-        self.budget = self._budget(context_tokens)
-        if self.budget < 32:
-            raise ChatlensError(
-                f"model {source!r} leaves {self.budget} tokens of conversation per call (context "
-                f"{self.positions or context_tokens}, summary {self.max_new_tokens}); "
-                "lower CHATLENS_SUMMARY_MAX_NEW_TOKENS or use a model with a longer context"
-            )
+            self.max_new_tokens = min(max_new_tokens, positions - 1)
+        # A seq2seq prompt is the text alone, tokenised as `count` does: no boundary to allow for. A chat
+        # prompt's text can gain tokens from merges at its edges.
+        self.boundary_margin = 0 if self.seq2seq else 8
+        self._set_budget(positions, context_tokens)
         # Weights last: a refusal above costs no load.
         loader = AutoModelForSeq2SeqLM if self.seq2seq else AutoModelForCausalLM
         self.model = (
@@ -94,19 +85,6 @@ class HFSummariser:
         # The checkpoint's own length limits (bart-large-cnn: 56..142) would override ours with a warning.
         self.model.generation_config.min_length = None
         self.model.generation_config.max_length = None
-
-    def _budget(self, context_tokens: int | None) -> int:
-        """Tokens of conversation text one call may read."""
-        # An explicit budget may lower the model's context, never raise it: positions past the end are an
-        # index error in learned position embeddings (BART, GPT-2).
-        if self.seq2seq:
-            limits = [self.positions, context_tokens]
-            overhead = self.tokenizer.num_special_tokens_to_add()
-        else:
-            # context_tokens bounds the prompt; the model's positions hold the prompt and the reply.
-            limits = [self.positions and self.positions - self.max_new_tokens, context_tokens]
-            overhead = prompt_overhead(self._prompt) + MARGIN
-        return min(x for x in limits if x is not None) - overhead
 
     @classmethod
     def from_settings(cls, settings: Settings) -> HFSummariser:
@@ -120,55 +98,53 @@ class HFSummariser:
             sdpa=settings.sdpa,
         )
 
-    def count(self, text: str) -> int:
-        return len(self._ids(text))
+    # --- tokenisation, the chat template and generation for GenerativeSummariser -------------------------
 
-    def summarise(self, turns: Sequence[str]) -> SummaryText:
-        return map_reduce(turns, self.count, self.budget, self._generate)
+    def _reply_shares_positions(self) -> bool:
+        return not self.seq2seq  # an encoder-decoder's reply has the decoder's positions
 
-    def _ids(self, text: str) -> list[int]:
+    def _text_ids(self, text: str) -> list[int]:
         # Chat text is user input: "</s>" or "<|eot_id|>" typed in a message is text, not a control token.
         # verbose=False: counting a text longer than the model's context is how chunking starts, not an error.
         ids = self.tokenizer(text, add_special_tokens=False, split_special_tokens=True, verbose=False)
         return list(ids["input_ids"])
 
-    def _prompt(self, instruction: str, text: str) -> list[int]:
-        message = {"role": "user", "content": f"{instruction}\n\n{text}"}
+    def prompt_ids(self, instruction: str, text: str) -> list[int]:
+        if self.seq2seq:  # trained on articles, not instructions: it reads the conversation as it is
+            return list(self.tokenizer(text, split_special_tokens=True)["input_ids"])
+        return super().prompt_ids(instruction, text)
+
+    def _chat_ids(self, message: str) -> list[int]:
         encoded = self.tokenizer.apply_chat_template(
-            [message], add_generation_prompt=True, sanitize_control_tokens=True
+            [{"role": "user", "content": message}], add_generation_prompt=True, sanitize_control_tokens=True
         )
         return list(encoded["input_ids"])
 
     @torch.inference_mode()
-    def _generate(self, instruction: str, text: str) -> tuple[str, int, int]:
+    def _complete(self, prompt: list[int], max_new_tokens: int) -> tuple[str, int]:
+        options: dict[str, object]
         if self.seq2seq:
-            ids = self.tokenizer(text, split_special_tokens=True)["input_ids"]
-            options: dict[str, object] = {
+            options = {
                 "num_beams": NUM_BEAMS,
                 "do_sample": False,
                 # About bart-large-cnn's own ratio (56 of 142), but at most a quarter of a short input.
-                "min_new_tokens": min(self.max_new_tokens // 3, len(ids) // 4),
+                "min_new_tokens": min(self.max_new_tokens // 3, len(prompt) // 4),
                 "no_repeat_ngram_size": 3,
             }
         else:
-            ids = self._prompt(instruction, text)
             sample = self.temperature > 0
             options = {"do_sample": sample, **({"temperature": self.temperature} if sample else {})}
-        input_ids = torch.tensor([ids], device=self.device)
-        max_new = self.max_new_tokens
-        if self.positions and not self.seq2seq:
-            max_new = min(max_new, self.positions - len(ids))
+        input_ids = torch.tensor([prompt], device=self.device)
         output = self.model.generate(
             input_ids=input_ids,
             attention_mask=torch.ones_like(input_ids),
-            max_new_tokens=max(1, max_new),
+            max_new_tokens=max_new_tokens,
             pad_token_id=self._pad_id(),
             **options,
         )[0]
         # A decoder-only model returns the prompt too; an encoder-decoder its decoder start token.
-        new = output[len(ids) :] if not self.seq2seq else output[1:]
-        summary = self.tokenizer.decode(new, skip_special_tokens=True)
-        return " ".join(summary.split()), len(ids), len(new)
+        new = output[len(prompt) :] if not self.seq2seq else output[1:]
+        return self.tokenizer.decode(new, skip_special_tokens=True), len(new)
 
     def _pad_id(self) -> int:
         pad = self.model.generation_config.pad_token_id
