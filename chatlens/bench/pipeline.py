@@ -24,8 +24,9 @@ import torch
 
 from chatlens.backends.classifiers.minilm import MiniLMClassifier
 from chatlens.backends.encoder import Pooling, mean_pool
+from chatlens.bench.redis_server import RedisServer
 from chatlens.core import keys, queues
-from chatlens.core.connection import connect, private_redis
+from chatlens.core.connection import connect
 from chatlens.core.errors import ChatlensError
 from chatlens.core.settings import Settings
 from chatlens.core.store import RunStore
@@ -187,7 +188,7 @@ def run_bench(
     rates: dict[str, list[float]] = {"bare": [], "pipeline": [], "seed_style": []}
     labels: dict[str, list[str]] = {}
     with ExitStack() as stack:
-        url = redis_url or stack.enter_context(private_redis())
+        url = redis_url or stack.enter_context(RedisServer()).url
         harness = stack.enter_context(pipeline_worker(settings, url, threads))
         for _ in range(repeat):
             rate, labels["bare"] = bare_rate(classifier, texts)
@@ -200,12 +201,12 @@ def run_bench(
         stats = harness.stats()
     if with_scaling:
         with ExitStack() as stack:
-            url = redis_url or stack.enter_context(private_redis())
+            url = redis_url or stack.enter_context(RedisServer()).url
             scaled = scaling(settings, url, texts, repeat)
-    with private_redis() as private:  # the producer figures empty their Redis: always a private one
+    with RedisServer() as private:  # the producer figures empty their Redis: always a private one
         from chatlens.bench.producer import run_producer_bench
 
-        produced = run_producer_bench(settings, private, texts, producer_messages)
+        produced = run_producer_bench(settings, private.url, texts, producer_messages)
     best = {name: max(values) for name, values in rates.items()}
     return {
         "messages": len(texts),
@@ -253,11 +254,12 @@ def plot_bench(result: dict, path: Path) -> None:
 
 
 def save(result: dict, json_path: Path | None) -> None:
+    """The figures as JSON at `json_path`, and beside it a PNG of the messages/s where there are several."""
     if json_path is not None:
         json_path.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
         if "msgs_per_s" in result:
             plot_variants(result, json_path.with_suffix(".png"))
-        else:
+        elif "bare_msgs_per_s" in result:
             plot_bench(result, json_path.with_suffix(".png"))
 
 

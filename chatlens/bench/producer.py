@@ -100,7 +100,7 @@ def _drop(connection: Redis, run: str, settings: Settings) -> None:
 
 
 def _clear_queues(connection: Redis) -> None:
-    """The benchmark's jobs are never run; its Redis is a private one (`private_redis`): emptied."""
+    """The benchmark's jobs are never run; its Redis is a private one (`RedisServer`): emptied."""
     connection.flushdb()
 
 
