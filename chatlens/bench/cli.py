@@ -43,19 +43,20 @@ def bench(
     from chatlens.bench.pipeline import load_texts, run_bench, save
 
     settings = get_settings()
+    # The producer figures cycle through up to 5,000 distinct texts, whatever --messages says.
+    texts = load_texts(file, 5_000 if backend == "producer" else messages)
     if backend == "default":
-        result = run_bench(settings, file, messages, threads, redis_url, repeat, scaling, producer_messages)
+        result = run_bench(settings, texts, threads, redis_url, repeat, scaling, producer_messages)
     elif backend == "producer":
         from chatlens.bench.producer import run_producer_bench
         from chatlens.bench.redis_server import RedisServer
 
-        texts = load_texts(file, 5_000)
         with RedisServer() as server:
             result = run_producer_bench(settings, server.url, texts, producer_messages, repeat)
     else:
         from chatlens.bench.backends import run_backend_bench
 
-        result = run_backend_bench(settings, backend, load_texts(file, messages), threads)
+        result = run_backend_bench(settings, backend, texts, threads)
     save(result, json_file)
     for key, value in result.items():
         out.print(f"{key:>30}  {value}", highlight=False, soft_wrap=True)

@@ -173,17 +173,16 @@ def _wait(condition: Callable[[], bool], worker: subprocess.Popen, what: str, ti
 
 def run_bench(
     settings: Settings,
-    file: Path,
-    count: int,
+    texts: list[str],
     threads: int,
     redis_url: str | None,
     repeat: int = 3,
     with_scaling: bool = True,
     producer_messages: int = 200_000,
 ) -> dict:
-    """Best of `repeat` interleaved rounds: a shared 2-core VM drifts by +-10 % between minutes."""
+    """Best of `repeat` interleaved rounds: the load of a shared machine drifts from minute to minute, and
+    every variant should see the same drift."""
     torch.set_num_threads(threads)
-    texts = load_texts(file, count)
     classifier = MiniLMClassifier(settings.head_path, settings.encoder_path, settings.inference_batch_size)
     rates: dict[str, list[float]] = {"bare": [], "pipeline": [], "seed_style": []}
     labels: dict[str, list[str]] = {}

@@ -203,7 +203,9 @@ class RedisServer:
         """True once the server answers (a TLS port: once it listens, as a client needs its own
         certificate to say more); False if the process exits or the time runs out."""
         deadline = time.monotonic() + self.start_timeout_s
-        client = None if self.tls else redis.Redis.from_url(self.url, socket_connect_timeout=1)
+        client = (
+            None if self.tls else redis.Redis.from_url(self.url, socket_connect_timeout=1, socket_timeout=1)
+        )
         try:
             while time.monotonic() < deadline:
                 if not self.running:
@@ -214,7 +216,7 @@ class RedisServer:
                             return True
                     elif client.ping():
                         return True
-                except (OSError, redis.ConnectionError, redis.BusyLoadingError):
+                except (OSError, redis.RedisError):  # not listening yet, or still loading its AOF
                     pass
                 time.sleep(0.02)
             return False
