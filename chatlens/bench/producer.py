@@ -79,7 +79,7 @@ def produce_peak_rss_mb(url: str, path: Path) -> float:
     run = f"bench-rss-{time.time_ns()}"
     command = [sys.executable, "-m", "chatlens.cli.app", "produce", str(path), "--run", run]
     # GNU time reports the process's own peak. getrusage(RUSAGE_CHILDREN) does not do here: a child
-    # forked from this process (torch loaded, ~500 MB) is charged this process's pages until it execs.
+    # forked from this process (torch loaded) is charged this process's pages until it execs.
     done = subprocess.run(
         ["/usr/bin/time", "-v", *command],
         env=env,
