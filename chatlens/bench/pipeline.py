@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -140,10 +140,24 @@ def pipeline_worker(settings: Settings, url: str, threads: int, count: int = 1) 
             _wait(loaded, worker, "the worker to load its model")
         yield PipelineWorker(settings, url, workers[0])
     finally:
-        for worker in workers:
-            worker.terminate()
-        for worker in workers:
-            worker.wait(30)
+        _stop(workers)
+
+
+def _stop(workers: list[subprocess.Popen]) -> None:
+    """SIGTERM, then a second one (RQ's cold shutdown: an idle worker's warm shutdown waits out its
+    blocking dequeue), then SIGKILL: every result is in by now, and the bench should end."""
+    for send, wait_s in (
+        (subprocess.Popen.terminate, 5.0),
+        (subprocess.Popen.terminate, 30.0),
+        (subprocess.Popen.kill, 30.0),
+    ):
+        running = [worker for worker in workers if worker.poll() is None]
+        for worker in running:
+            send(worker)
+        deadline = time.monotonic() + wait_s
+        for worker in running:
+            with suppress(subprocess.TimeoutExpired):
+                worker.wait(max(0.0, deadline - time.monotonic()))
 
 
 def scaling(settings: Settings, url: str, texts: list[str], repeat: int) -> dict:
