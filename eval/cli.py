@@ -20,7 +20,7 @@ from chatlens.core.store import RunStore
 from eval.cron import build_scheduler
 from eval.evaluate import evaluate_run
 from eval.export import export_results
-from eval.summaries import evaluate_summaries_file, summary_table
+from eval.summaries import evaluate_summaries_file, paired_lines, summary_table
 
 
 class Format(StrEnum):
@@ -133,11 +133,20 @@ def eval_summaries(
     ),
     limit: int | None = typer.Option(None, min=1, help="only the first N conversations"),
     mlflow: bool = typer.Option(True, help="log one MLflow run per backend"),
+    compare: list[str] | None = typer.Option(
+        None,
+        "--compare",
+        help="NAME=FILE: summaries written elsewhere (a JSON list of {conversation_id, summary}, e.g. the "
+        "seed's bart-summary.json), scored beside the backends",
+    ),
 ) -> None:
     """Summarise each conversation of FILE with every available backend and score it against its
-    reference summary (ROUGE): metrics.json, report.md, summaries.jsonl, MLflow."""
+    reference summary (ROUGE): metrics.json, report.md, summaries.jsonl, MLflow. With two or more
+    backends or --compare files, each pair's ROUGE-L difference on the same conversations, with its 95%
+    paired interval."""
     for name in backend or []:
         SUMMARISERS.check(name)
+    written = compared_files(compare or [])
     settings = get_settings()
     bar = progress_bar()
     tasks: dict[str, TaskID] = {}
@@ -151,15 +160,36 @@ def eval_summaries(
         bar.update(tasks[name], completed=done)
 
     try:
-        document = evaluate_summaries_file(file, out_dir, settings, backend, limit, mlflow, progress)
+        document = evaluate_summaries_file(
+            file, out_dir, settings, backend, limit, mlflow, progress, compare=written
+        )
     finally:
         if tasks:  # stopping a bar that never started would still print a blank line
             bar.stop()
-    for line in summary_table(document["summaries"]):
+    for line in summary_table(document["summaries"], document["compared"]):
         out.print(line, highlight=False, soft_wrap=True)
+    if document["paired"]:
+        out.print("paired on the same conversations:", highlight=False)
+    for line in paired_lines(document["paired"]):
+        out.print(f"  {line}", highlight=False, soft_wrap=True)
     for name, why in document["skipped"].items():
         err.print(f"skipped {name}: {why}", highlight=False, soft_wrap=True)
     out.print(f"wrote {out_dir}/metrics.json, report.md and summaries.jsonl", highlight=False, soft_wrap=True)
+
+
+def compared_files(values: list[str]) -> dict[str, Path]:
+    """--compare NAME=FILE options as {name: file}, or one line naming the bad one."""
+    files: dict[str, Path] = {}
+    for value in values:
+        name, sep, file = value.partition("=")
+        if not sep or not name.strip() or not file.strip():
+            raise ChatlensError(
+                f"--compare {value!r}: write NAME=FILE, e.g. --compare bart=bart-summary.json"
+            )
+        if name.strip() in files:
+            raise ChatlensError(f"--compare: the name {name.strip()!r} is given twice")
+        files[name.strip()] = Path(file.strip())
+    return files
 
 
 @user_errors

@@ -3,7 +3,9 @@
 Two entry points, one output shape (`metrics.json` → `"summaries": {backend: {rouge1, rouge2, rougeL,
 rougeL_ci_low, rougeL_ci_high, words, sentences, compression, seconds_per_conversation}}`):
 - `evaluate_summaries_file`: summarise every conversation of a reference file with each available
-  backend, in this process, and score them (`chatlens eval-summaries`);
+  backend, in this process, and score them (`chatlens eval-summaries`); summaries written elsewhere
+  (`--compare NAME=FILE`) are scored beside them (`"compared"`), and every two of these systems are
+  compared conversation by conversation (`"paired"`: the ROUGE-L difference and its 95% interval);
 - `score_run_summaries`: score the summaries a run's workers wrote, where a reference exists for the
   conversation (`chatlens eval`).
 """
@@ -23,7 +25,7 @@ from chatlens.core.errors import ChatlensError
 from chatlens.core.schemas import Message
 from chatlens.core.settings import Settings
 from chatlens.core.store import RunStore
-from eval.summary_metrics import score_summaries
+from eval.summary_metrics import paired_rouge_l, score_summaries
 
 Progress = Callable[[str, int, int], None]
 
@@ -42,8 +44,34 @@ class ReferenceSummary(BaseModel):
         return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
 
+class WrittenSummary(ReferenceSummary):
+    """A summary of a reference conversation written elsewhere (e.g. the seed's BART outputs)."""
+
+    message: str = ""
+
+
 def load_references(path: Path) -> list[ReferenceSummary]:
     """The JSON list of `{conversation_id, message, summary}`, or one line saying what is wrong."""
+    return _load_list(path, ReferenceSummary, "conversation_id, message and summary")
+
+
+def load_written(path: Path, conversation_ids: list[str]) -> list[str]:
+    """The summaries of a JSON list of `{conversation_id, summary}` for `conversation_ids`, in that order;
+    one line if a conversation has none."""
+    written = {
+        item.conversation_id: item.summary
+        for item in _load_list(path, WrittenSummary, "conversation_id and summary")
+    }
+    missing = [cid for cid in conversation_ids if cid not in written]
+    if missing:
+        shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+        raise ChatlensError(
+            f"{path}: no summary for conversation {shown}; a compared file needs one for every reference"
+        )
+    return [written[cid] for cid in conversation_ids]
+
+
+def _load_list(path: Path, model: type[ReferenceSummary], fields: str) -> list[ReferenceSummary]:
     if not path.is_file():
         raise ChatlensError(f"{path}: no such file; check the path")
     try:
@@ -57,13 +85,12 @@ def load_references(path: Path) -> list[ReferenceSummary]:
     items: list[ReferenceSummary] = []
     for i, raw in enumerate(data):
         try:
-            items.append(ReferenceSummary.model_validate(raw))
+            items.append(model.model_validate(raw))
         except ValidationError as exc:
             problem = exc.errors()[0]
             field = ".".join(str(p) for p in problem["loc"]) or "item"
             raise ChatlensError(
-                f"{path}: item {i}: {field}: {problem['msg']}; each item needs string fields "
-                "conversation_id, message and summary"
+                f"{path}: item {i}: {field}: {problem['msg']}; each item needs string fields {fields}"
             ) from None
     return items
 
@@ -76,15 +103,24 @@ def evaluate_summaries_file(
     limit: int | None = None,
     track: bool = True,
     progress: Progress | None = None,
+    compare: dict[str, Path] | None = None,
 ) -> dict:
     items = load_references(path)[:limit] if limit else load_references(path)
     sources = [item.message for item in items]
     references = [item.summary for item in items]
+    chosen = backends or list(SUMMARISERS.names())
+    compared_outputs: dict[str, list[str]] = {}
+    for name, file in (compare or {}).items():
+        if name in SUMMARISERS.names():
+            raise ChatlensError(
+                f"--compare {name}={file}: {name!r} is a backend's name; give the file another"
+            )
+        compared_outputs[name] = load_written(file, [item.conversation_id for item in items])
     scored: dict[str, dict] = {}
     models: dict[str, str] = {}
     skipped: dict[str, str] = {}
     outputs: dict[str, list[str]] = {}
-    for backend in backends or list(SUMMARISERS.names()):
+    for backend in chosen:
         try:
             summariser = SUMMARISERS.build(backend, settings)
         except ChatlensError as exc:
@@ -108,10 +144,17 @@ def evaluate_summaries_file(
         raise ChatlensError(
             "no summary backend could run here: " + "; ".join(f"{b}: {why}" for b, why in skipped.items())
         )
+    compared = {
+        name: score_summaries(texts, references, sources) | {"file": str((compare or {})[name])}
+        for name, texts in compared_outputs.items()
+    }
+    outputs |= compared_outputs
     document = {
         "file": str(path),
         "conversations": len(items),
         "summaries": scored,
+        "compared": compared,
+        "paired": paired_rouge_l(outputs, references),
         "models": models,
         "skipped": skipped,
     }
@@ -163,31 +206,52 @@ def score_run_summaries(
     return scored
 
 
-def summary_table(scored: dict[str, dict]) -> list[str]:
+def summary_table(scored: dict[str, dict], compared: dict[str, dict] | None = None) -> list[str]:
+    """The scores as a Markdown table; summaries written elsewhere in italics, with no time of ours."""
     lines = [
         "| backend | ROUGE-1 | ROUGE-2 | ROUGE-L | ROUGE-L 95% CI | words | sentences | compression "
         "| s/conversation |",
         "| --- | ---: | ---: | ---: | :---: | ---: | ---: | ---: | ---: |",
     ]
-    for backend, m in scored.items():
+    rows = [(backend, m) for backend, m in scored.items()]
+    rows += [(f"*{name}* ({Path(m['file']).name})", m) for name, m in (compared or {}).items()]
+    for name, m in rows:
+        seconds = m.get("seconds_per_conversation")
         lines.append(
-            f"| {backend} | {m['rouge1']:.3f} | {m['rouge2']:.3f} | {m['rougeL']:.3f} | "
+            f"| {name} | {m['rouge1']:.3f} | {m['rouge2']:.3f} | {m['rougeL']:.3f} | "
             f"{m['rougeL_ci_low']:.3f}-{m['rougeL_ci_high']:.3f} | {m['words']:.1f} | "
-            f"{m['sentences']:.1f} | {m['compression']:.1f} | {m['seconds_per_conversation']:.3f} |"
+            f"{m['sentences']:.1f} | {m['compression']:.1f} | {'' if seconds is None else f'{seconds:.3f}'} |"
         )
     return lines
+
+
+def paired_lines(paired: list[dict]) -> list[str]:
+    """One line per pair: `A - B: ROUGE-L +difference (95% interval +low to +high)`."""
+    return [
+        f"{p['first']} - {p['second']}: ROUGE-L {p['rougeL_difference']:+.3f} "
+        f"(95% interval {p['ci_low']:+.3f} to {p['ci_high']:+.3f})"
+        for p in paired
+    ]
 
 
 def _write(out_dir: Path, document: dict, title: str) -> None:
     (out_dir / "metrics.json").write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
     lines = [f"# chatlens evaluation: {title}", "", f"{document['conversations']} conversations.", ""]
-    lines += summary_table(document["summaries"])
+    lines += summary_table(document["summaries"], document.get("compared"))
     lines += [
         "",
         "ROUGE F-measures (rouge-score, stemmed) against the reference summaries; the interval is a 95% "
         "bootstrap over conversations.",
         "",
     ]
+    if document.get("paired"):
+        lines += [
+            "Paired on the same conversations (mean per-conversation ROUGE-L difference, 95% paired "
+            "bootstrap interval; an interval that excludes 0 is a difference beyond the noise):",
+            "",
+            *(f"- {line}" for line in paired_lines(document["paired"])),
+            "",
+        ]
     if document["models"]:
         lines += ["Models: " + ", ".join(f"{b} = `{m}`" for b, m in document["models"].items()), ""]
     for backend, why in document["skipped"].items():

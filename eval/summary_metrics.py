@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from statistics import fmean
 
 import numpy as np
@@ -17,8 +17,9 @@ BOOTSTRAP_RESAMPLES = 2000
 def bootstrap_interval(values: Sequence[float], level: float = 0.95, seed: int = 0) -> tuple[float, float]:
     """Percentile bootstrap interval of the mean of `values` (resampled conversations, fixed seed).
 
-    A hundred references leave a mean ROUGE-L uncertain by about ±0.013: a target or a comparison closer
-    than that is within the noise, and the report says so rather than print one bare number."""
+    A mean ROUGE-L over a hundred or so references is uncertain in the second decimal (README, "Conversation
+    summaries"): a target or a comparison closer than its interval is within the noise, and the report
+    says so rather than print one bare number."""
     data = np.asarray(values, dtype=np.float64)
     rng = np.random.default_rng(seed)
     means = data[rng.integers(0, len(data), size=(BOOTSTRAP_RESAMPLES, len(data)))].mean(axis=1)
@@ -63,6 +64,29 @@ def rouge_l_per_summary(candidates: Sequence[str], references: Sequence[str]) ->
     """ROUGE-L F-measure (stemmed) of each candidate against its reference, in order."""
     scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
     return [scorer.score(r, c)["rougeL"].fmeasure for c, r in zip(candidates, references, strict=True)]
+
+
+def paired_rouge_l(outputs: Mapping[str, Sequence[str]], references: Sequence[str]) -> list[dict]:
+    """Every pair of systems scored on the same conversations: the mean per-conversation ROUGE-L
+    difference and its 95% paired bootstrap interval, the better system first (so the difference is
+    positive), the pairs in the order the systems are given."""
+    scores = {name: rouge_l_per_summary(texts, references) for name, texts in outputs.items()}
+    pairs = []
+    names = list(scores)
+    for i, a in enumerate(names):
+        for b in names[i + 1 :]:
+            first, second = (a, b) if fmean(scores[a]) >= fmean(scores[b]) else (b, a)
+            mean, low, high = paired_difference(scores[first], scores[second])
+            pairs.append(
+                {
+                    "first": first,
+                    "second": second,
+                    "rougeL_difference": round(mean, 4),
+                    "ci_low": round(low, 4),
+                    "ci_high": round(high, 4),
+                }
+            )
+    return pairs
 
 
 def paired_difference(

@@ -25,7 +25,6 @@ import os
 import random
 import re
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -37,33 +36,14 @@ import redis
 from rq import Queue
 from rq.utils import as_text
 
-from chatlens.core import keys
-from chatlens.core import queues as q
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from chatlens.core import keys  # noqa: E402
+from chatlens.core import queues as q  # noqa: E402
+from tests.redis_harness import durable_server  # noqa: E402
 
 RUN = "fault-drill"
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_redis(port: int, data_dir: Path) -> subprocess.Popen:
-    proc = subprocess.Popen(
-        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--dir", str(data_dir),
-         "--appendonly", "yes", "--save", ""],
-        stdout=(data_dir / "redis.log").open("a"), stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    client = redis.Redis(port=port)
-    for _ in range(100):
-        try:
-            if client.ping():
-                return proc
-        except redis.ConnectionError:
-            time.sleep(0.1)
-    raise SystemExit("redis-server did not start; see redis.log")
 
 
 def write_messages(source: Path, n: int, out: Path) -> int:
@@ -189,9 +169,8 @@ def main() -> None:
     args = ap.parse_args()
     rng = random.Random(args.seed)
     tmp = Path(tempfile.mkdtemp(prefix="chatlens-drill-"))
-    port = free_port()
-    server = start_redis(port, tmp)
-    url = f"redis://127.0.0.1:{port}/0"
+    server = durable_server(tmp)
+    url = server.url
     client = redis.Redis.from_url(url)
     env = {**os.environ, "CHATLENS_REDIS_URL": url, "CHATLENS_SUMMARISE": "true"}
     data = tmp / "messages.csv"
@@ -241,12 +220,11 @@ def main() -> None:
         elif restart_marks and 1 - left / max(total_jobs, 1) >= restart_marks[0]:
             restart_marks.pop(0)
             # SIGTERM is what an operator's restart or docker-compose sends: SHUTDOWN, the AOF is flushed.
-            server.send_signal(signal.SIGKILL if args.redis_kill9 else signal.SIGTERM)
-            server.wait(timeout=30)
+            server.kill9() if args.redis_kill9 else server.stop()
             time.sleep(3.0)
             restarts.append(time.time())
             print(f"redis-server restarted at {left} jobs left", flush=True)
-            server = start_redis(port, tmp)
+            server.start()
         else:
             time.sleep(0.5)
     total_s = time.time() - t0
@@ -263,8 +241,7 @@ def main() -> None:
     figures["kills_not_recovered"] = len(kills) - len(recovered)
     figures["recovery_max_s"] = max(recovered) if recovered else None
     figures["recovery_median_s"] = round(statistics.median(recovered), 2) if recovered else None
-    server.send_signal(signal.SIGTERM)
-    server.wait(timeout=30)
+    server.stop()
     if args.json:
         print(json.dumps({**figures, "kill_detail": kills}, indent=2))
     else:

@@ -30,9 +30,10 @@ sys.path.insert(0, str(ROOT))
 
 from chatlens.bench.producer import write_stream_file  # noqa: E402
 from chatlens.core import keys  # noqa: E402
-from chatlens.core.connection import connect, private_redis  # noqa: E402
+from chatlens.core.connection import connect  # noqa: E402
 from chatlens.core.schemas import Prediction  # noqa: E402
 from chatlens.core.store import RunStore  # noqa: E402
+from tests.redis_harness import RedisServer  # noqa: E402
 
 SAMPLE = ROOT.parent / "shared" / "data" / "topical-chat-sample" / "train.csv"
 RUN = "scale"
@@ -89,8 +90,8 @@ def main() -> None:
     args = parser.parse_args()
     texts = [line.split(",", 1)[1] for line in SAMPLE.read_text(encoding="utf-8").splitlines()[1:5001]]
     figures: dict[str, object] = {"messages": args.messages}
-    with private_redis() as url, tempfile.TemporaryDirectory() as tmp:
-        work = Path(tmp)
+    with RedisServer() as server, tempfile.TemporaryDirectory() as tmp:
+        url, work = server.url, Path(tmp)
         path = write_stream_file(texts, args.messages, work / "big.jsonl")
         note(figures, "file_mb", round(path.stat().st_size / 2**20, 1))
         env = {

@@ -1,9 +1,10 @@
-"""Fixtures: a private redis-server per test session, fakeredis, and isolated settings."""
+"""Fixtures: private redis-servers with a database per test, fakeredis, and isolated settings; which
+tests make up the fast lane (`make test-fast`, `-m "not slow"`)."""
 
 from __future__ import annotations
 
 import os
-import shutil
+from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,33 +12,76 @@ import fakeredis
 import pytest
 import redis
 
-from chatlens.core.connection import private_redis
 from chatlens.core.settings import get_settings
+from tests.redis_harness import Databases
+
+TESTS = Path(__file__).resolve().parent
+
+# Directories and modules (relative to tests/) whose every test needs a real model, a subprocess or a
+# real redis-server: marked slow here, by where they are, and not even imported by the fast lane
+# (importing torch, mlx and transformers alone takes most of a collection). A module of slow tests that is
+# not listed still runs in the full suite and is deselected from the fast lane, only imported for nothing:
+# the session's summary names it. A new area of slow tests is best its own directory (one line here).
+SLOW_PATHS = (
+    "bench",
+    "scripts",
+    "training",
+    "test_demo.py",
+    "test_end_to_end.py",
+    "test_summary_backends.py",
+    "test_three_classifiers.py",
+    "backends/test_accurate.py",
+    "backends/test_emotion.py",
+    "backends/test_extractive.py",
+    "backends/test_llamacpp_summariser.py",
+    "backends/test_minilm.py",
+    "backends/test_mlx_summariser.py",
+    "backends/test_transformers_summariser.py",
+    "backends/test_zeroshot.py",
+    "eval/test_nightly.py",
+    "eval/test_regression.py",
+    "ops/test_exporter.py",
+    "ops/test_status.py",
+    "worker/test_dead_letters.py",
+    "worker/test_foreign_jobs.py",
+    "worker/test_jobs.py",
+    "worker/test_recovery.py",
+    "worker/test_toy_backend.py",
+    "worker/test_worker_process.py",
+)
+# Fixtures that start a real redis-server: a test using one is slow wherever it is.
+REDIS_FIXTURES = frozenset({"redis_url", "redis_databases"})
+_UNLISTED = pytest.StashKey[list[str]]()
+
+
+def is_slow_path(path: Path) -> bool:
+    try:
+        relative = path.resolve().relative_to(TESTS)
+    except ValueError:
+        return False
+    return any(relative == Path(slow) or Path(slow) in relative.parents for slow in SLOW_PATHS)
+
+
+def fast_lane(config: pytest.Config) -> bool:
+    return " ".join(str(config.getoption("markexpr")).split()) == "not slow"
 
 
 @pytest.fixture(scope="session")
-def redis_server() -> Iterator[str]:
-    """A redis-server of our own on a free port: tests never touch a shared instance."""
-    if shutil.which("redis-server") is None:
-        pytest.fail("redis-server is not installed (apt-get install redis-server); .ci/run installs it")
-    with private_redis() as url:
-        yield url.removesuffix("/0")
-
-
-_next_db = iter(range(1, 16))
+def redis_databases() -> Iterator[Databases]:
+    """Private redis-servers on free ports: tests never touch a shared instance."""
+    databases = Databases()
+    yield databases
+    databases.close()
 
 
 @pytest.fixture
-def redis_url(redis_server: str) -> Iterator[str]:
-    """A clean database of the private server for one test."""
-    db = next(_next_db, None)
-    if db is None:  # more than 15 such tests: reuse db 0, flushed
-        db = 0
-    url = f"{redis_server}/{db}"
-    client = redis.Redis.from_url(url)
-    client.flushdb()
+def redis_url(redis_databases: Databases) -> Iterator[str]:
+    """A database of its own for one test, never used before (see `Databases` for why not a flushed one);
+    emptied afterwards, to keep the server's memory small."""
+    url = redis_databases.take()
     yield url
-    client.flushdb()
+    with redis.Redis.from_url(url) as client:
+        client.flushdb()
 
 
 @pytest.fixture
@@ -62,16 +106,37 @@ def isolated_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterat
     get_settings.cache_clear()
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    # A test on a real redis-server belongs to the full suite; `make test-fast` runs without one.
-    for item in items:
-        if {"redis_url", "redis_server"} & set(getattr(item, "fixturenames", ())):
-            item.add_marker(pytest.mark.slow)
+def pytest_configure(config: pytest.Config) -> None:
+    missing = [slow for slow in SLOW_PATHS if not (TESTS / slow).exists()]
+    if missing:
+        raise pytest.UsageError(
+            f"tests/conftest.py SLOW_PATHS names {', '.join(missing)}, which do not exist: "
+            "update the list where a test module moved or went"
+        )
 
 
 def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
-    # The fast lane does not even import a module whose tests are all slow: importing torch, mlx and
-    # transformers alone takes most of a collection.
-    if config.getoption("markexpr") == "not slow" and collection_path.suffix == ".py":
-        return "\npytestmark = pytest.mark.slow" in collection_path.read_text(encoding="utf-8")
-    return None
+    return True if fast_lane(config) and is_slow_path(collection_path) else None
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # A test on a real redis-server belongs to the full suite; `make test-fast` runs without one.
+    by_module: dict[Path, list[bool]] = defaultdict(list)
+    for item in items:
+        if is_slow_path(item.path) or REDIS_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+        by_module[item.path].append(item.get_closest_marker("slow") is not None)
+    config.stash[_UNLISTED] = sorted(
+        str(path.relative_to(TESTS))
+        for path, slow in by_module.items()
+        if all(slow) and not is_slow_path(path) and path.is_relative_to(TESTS)
+    )
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
+    unlisted = config.stash.get(_UNLISTED, [])
+    if unlisted:
+        terminalreporter.write_line(
+            f"note: only slow tests in {', '.join(unlisted)}; add them to SLOW_PATHS in tests/conftest.py "
+            "so that the fast lane does not import them"
+        )

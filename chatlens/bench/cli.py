@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import typer
@@ -10,6 +9,8 @@ import typer
 from chatlens.core.console import out, user_errors
 from chatlens.core.errors import ChatlensError
 from chatlens.core.settings import get_settings
+
+BACKENDS = ("default", "zeroshot", "emotion", "producer")
 
 
 @user_errors
@@ -33,27 +34,29 @@ def bench(
     producer_messages: int = typer.Option(200_000, min=1_000, help="messages the producer figures use"),
 ) -> None:
     """Messages/s: the default model three ways, or an HF backend with and without sdpa/int8/sorting."""
+    if backend not in BACKENDS:
+        raise ChatlensError(f"--backend {backend!r}: use {', '.join(BACKENDS[:-1])} or {BACKENDS[-1]}")
+    if redis_url is not None and backend == "default":
+        from chatlens.core.connection import connect
+
+        connect(redis_url).close()  # a wrong URL or an unreachable server: one line now, before any work
     from chatlens.bench.pipeline import load_texts, run_bench, save
 
     settings = get_settings()
+    # The producer figures cycle through up to 5,000 distinct texts, whatever --messages says.
+    texts = load_texts(file, 5_000 if backend == "producer" else messages)
     if backend == "default":
-        result = run_bench(settings, file, messages, threads, redis_url, repeat, scaling, producer_messages)
+        result = run_bench(settings, texts, threads, redis_url, repeat, scaling, producer_messages)
     elif backend == "producer":
         from chatlens.bench.producer import run_producer_bench
-        from chatlens.core.connection import private_redis
+        from chatlens.bench.redis_server import RedisServer
 
-        with private_redis() as url:
-            result = run_producer_bench(settings, url, load_texts(file, 5_000), producer_messages, repeat)
-    elif backend in ("zeroshot", "emotion"):
+        with RedisServer() as server:
+            result = run_producer_bench(settings, server.url, texts, producer_messages, repeat)
+    else:
         from chatlens.bench.backends import run_backend_bench
 
-        texts = load_texts(file, messages)
         result = run_backend_bench(settings, backend, texts, threads)
-    else:
-        raise ChatlensError(f"--backend {backend!r}: use default, zeroshot, emotion or producer")
-    if json_file is not None and backend == "producer":
-        json_file.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    else:
-        save(result, json_file)
+    save(result, json_file)
     for key, value in result.items():
         out.print(f"{key:>30}  {value}", highlight=False, soft_wrap=True)

@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +24,9 @@ import torch
 
 from chatlens.backends.classifiers.minilm import MiniLMClassifier
 from chatlens.backends.encoder import Pooling, mean_pool
+from chatlens.bench.redis_server import RedisServer
 from chatlens.core import keys, queues
-from chatlens.core.connection import connect, private_redis
+from chatlens.core.connection import connect
 from chatlens.core.errors import ChatlensError
 from chatlens.core.settings import Settings
 from chatlens.core.store import RunStore
@@ -138,10 +139,24 @@ def pipeline_worker(settings: Settings, url: str, threads: int, count: int = 1) 
             _wait(loaded, worker, "the worker to load its model")
         yield PipelineWorker(settings, url, workers[0])
     finally:
-        for worker in workers:
-            worker.terminate()
-        for worker in workers:
-            worker.wait(30)
+        _stop(workers)
+
+
+def _stop(workers: list[subprocess.Popen]) -> None:
+    """SIGTERM, then a second one (RQ's cold shutdown: an idle worker's warm shutdown waits out its
+    blocking dequeue), then SIGKILL: every result is in by now, and the bench should end."""
+    for send, wait_s in (
+        (subprocess.Popen.terminate, 5.0),
+        (subprocess.Popen.terminate, 30.0),
+        (subprocess.Popen.kill, 30.0),
+    ):
+        running = [worker for worker in workers if worker.poll() is None]
+        for worker in running:
+            send(worker)
+        deadline = time.monotonic() + wait_s
+        for worker in running:
+            with suppress(subprocess.TimeoutExpired):
+                worker.wait(max(0.0, deadline - time.monotonic()))
 
 
 def scaling(settings: Settings, url: str, texts: list[str], repeat: int) -> dict:
@@ -171,22 +186,21 @@ def _wait(condition: Callable[[], bool], worker: subprocess.Popen, what: str, ti
 
 def run_bench(
     settings: Settings,
-    file: Path,
-    count: int,
+    texts: list[str],
     threads: int,
     redis_url: str | None,
     repeat: int = 3,
     with_scaling: bool = True,
     producer_messages: int = 200_000,
 ) -> dict:
-    """Best of `repeat` interleaved rounds: a shared 2-core VM drifts by +-10 % between minutes."""
+    """Best of `repeat` interleaved rounds: the load of a shared machine drifts from minute to minute, and
+    every variant should see the same drift."""
     torch.set_num_threads(threads)
-    texts = load_texts(file, count)
     classifier = MiniLMClassifier(settings.head_path, settings.encoder_path, settings.inference_batch_size)
     rates: dict[str, list[float]] = {"bare": [], "pipeline": [], "seed_style": []}
     labels: dict[str, list[str]] = {}
     with ExitStack() as stack:
-        url = redis_url or stack.enter_context(private_redis())
+        url = redis_url or stack.enter_context(RedisServer()).url
         harness = stack.enter_context(pipeline_worker(settings, url, threads))
         for _ in range(repeat):
             rate, labels["bare"] = bare_rate(classifier, texts)
@@ -199,12 +213,12 @@ def run_bench(
         stats = harness.stats()
     if with_scaling:
         with ExitStack() as stack:
-            url = redis_url or stack.enter_context(private_redis())
+            url = redis_url or stack.enter_context(RedisServer()).url
             scaled = scaling(settings, url, texts, repeat)
-    with private_redis() as private:  # the producer figures empty their Redis: always a private one
+    with RedisServer() as private:  # the producer figures empty their Redis: always a private one
         from chatlens.bench.producer import run_producer_bench
 
-        produced = run_producer_bench(settings, private, texts, producer_messages)
+        produced = run_producer_bench(settings, private.url, texts, producer_messages)
     best = {name: max(values) for name, values in rates.items()}
     return {
         "messages": len(texts),
@@ -252,11 +266,12 @@ def plot_bench(result: dict, path: Path) -> None:
 
 
 def save(result: dict, json_path: Path | None) -> None:
+    """The figures as JSON at `json_path`, and beside it a PNG of the messages/s where there are several."""
     if json_path is not None:
         json_path.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
         if "msgs_per_s" in result:
             plot_variants(result, json_path.with_suffix(".png"))
-        else:
+        elif "bare_msgs_per_s" in result:
             plot_bench(result, json_path.with_suffix(".png"))
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from redis import Redis
 
+from chatlens.core.errors import ChatlensError
 from chatlens.core.settings import Settings
 
 
@@ -50,7 +51,7 @@ def produce_rate(settings: Settings, connection: Redis, url: str, path: Path, su
     # producer and of redis-server are the cost of the work itself.
     cpu = time.process_time() - cpu
     redis_cpu = _redis_cpu_s(connection) - redis_cpu
-    _drop(connection, run, chosen)
+    _clear_queues(connection)
     return {
         "messages": counts.enqueued,
         "seconds": round(elapsed, 2),
@@ -77,7 +78,7 @@ def produce_peak_rss_mb(url: str, path: Path) -> float:
     run = f"bench-rss-{time.time_ns()}"
     command = [sys.executable, "-m", "chatlens.cli.app", "produce", str(path), "--run", run]
     # GNU time reports the process's own peak. getrusage(RUSAGE_CHILDREN) does not do here: a child
-    # forked from this process (torch loaded, ~500 MB) is charged this process's pages until it execs.
+    # forked from this process (torch loaded) is charged this process's pages until it execs.
     done = subprocess.run(
         ["/usr/bin/time", "-v", *command],
         env=env,
@@ -94,12 +95,8 @@ def produce_peak_rss_mb(url: str, path: Path) -> float:
     return peak_kb / 1024
 
 
-def _drop(connection: Redis, run: str, settings: Settings) -> None:
-    _clear_queues(connection)
-
-
 def _clear_queues(connection: Redis) -> None:
-    """The benchmark's jobs are never run; its Redis is a private one (`private_redis`): emptied."""
+    """The benchmark's jobs are never run; its Redis is a private one (`RedisServer`): emptied."""
     connection.flushdb()
 
 
@@ -112,6 +109,10 @@ def run_producer_bench(settings: Settings, url: str, texts: list[str], count: in
         rss = produce_peak_rss_mb(url, path)
         off = [produce_rate(settings, connection, url, path, summarise=False) for _ in range(repeat)]
         on = [produce_rate(settings, connection, url, path, summarise=True) for _ in range(repeat)]
+    short = [r["messages"] for r in off + on if r["messages"] != count]
+    if short:
+        # Every row of the file is new; a round that enqueued fewer timed other work than it claims.
+        raise ChatlensError(f"the producer enqueued {short[0]} of {count} messages in a round; no figures")
     return {
         "producer_messages": count,
         "producer_msgs_per_s": round(max(r["msgs_per_s"] for r in off), 1),

@@ -1,7 +1,7 @@
 """Throughput of the Hugging Face backends at full size, with random weights (speed does not depend on
 weight values, and no checkpoint can be downloaded here). Used by `chatlens bench --backend` on CPU and
-by scripts/gpu_bench.py on a GPU machine; kept free of the settings object so the GPU script needs only
-torch and transformers.
+by scripts/research/gpu_bench.py on a GPU machine; kept free of the settings object so the GPU script
+needs only torch and transformers.
 """
 
 from __future__ import annotations

@@ -2,13 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
-import socket
-import subprocess
-import tempfile
-import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
 from pathlib import Path
 
 import fakeredis
@@ -99,57 +92,3 @@ def _connection_problem(exc: redis.RedisError, url: str, shown: str) -> str:
             "use a rediss:// URL with CHATLENS_REDIS_TLS_CA_FILE"
         )
     return f"cannot reach Redis at {shown} ({detail}); start redis-server or set CHATLENS_REDIS_URL"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@contextmanager
-def private_redis(
-    password: str | None = None, extra_args: Sequence[str] = (), tls_port: bool = False
-) -> Iterator[str]:
-    """A throw-away redis-server on a free port (tests, bench): never a shared instance.
-
-    `password` sets requirepass (the URL yielded carries it); `extra_args` go to redis-server as they
-    are (e.g. --tls-cert-file ...); with `tls_port` the server listens for TLS only, and the URL yielded
-    is rediss://, which the caller connects to with its own CA file.
-    """
-    binary = shutil.which("redis-server")
-    if binary is None:
-        raise ServiceUnavailable("redis-server not found; install it (apt-get install redis-server)")
-    port = _free_port()
-    with tempfile.TemporaryDirectory() as workdir:
-        command = [binary, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
-        command += ["--port", "0", "--tls-port", str(port)] if tls_port else ["--port", str(port)]
-        if password is not None:
-            command += ["--requirepass", password]
-        proc = subprocess.Popen([*command, *extra_args, "--dir", workdir], stdout=subprocess.DEVNULL)
-        auth = f":{password}@" if password is not None else ""
-        url = f"{'rediss' if tls_port else 'redis'}://{auth}127.0.0.1:{port}/0"
-        try:
-            deadline = time.monotonic() + 10
-            while not _listening(port):
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise ServiceUnavailable(f"redis-server did not start on port {port}") from None
-                time.sleep(0.05)
-            if not tls_port:
-                while True:
-                    try:
-                        redis.Redis.from_url(url).ping()
-                        break
-                    except redis.ConnectionError:
-                        if time.monotonic() > deadline or proc.poll() is not None:
-                            raise ServiceUnavailable(f"redis-server did not start on port {port}") from None
-                        time.sleep(0.05)
-            yield url
-        finally:
-            proc.terminate()
-            proc.wait(10)
-
-
-def _listening(port: int) -> bool:
-    with socket.socket() as s:
-        return s.connect_ex(("127.0.0.1", port)) == 0

@@ -1,4 +1,5 @@
-"""Every record that crosses Redis. Serialised as JSON, never pickled."""
+"""The records chatlens stores in Redis and passes to its jobs, as JSON (never pickled), and
+`ProduceCounts`, the producer's tally, which is returned and printed but never stored."""
 
 from __future__ import annotations
 
@@ -45,7 +46,8 @@ class MicroBatch(Record):
 
 
 class Conversation(Record):
-    """The argument of one summary job: a conversation's turns, ordered by position."""
+    """A conversation's turns, ordered by position: what a summary job summarises (one per job for a
+    generative backend, several in one job for the extractive one)."""
 
     run: str
     conversation_id: str

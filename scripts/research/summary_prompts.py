@@ -1,7 +1,7 @@
 """Compare summary instructions and lengths on a validation subset of the reference summaries.
 
-    python scripts/summary_prompts.py ../shared/data/seed-results/llama-summary.json --validation 12 \
-        --out prompts.json
+    python scripts/research/summary_prompts.py ../shared/data/seed-results/llama-summary.json \
+        --validation 12 --out prompts.json
 
 Each variant (an instruction and a max-new-tokens bound) summarises the same seeded subset of the
 reference conversations through the configured generative backend (CHATLENS_SUMMARY_BACKEND, default
@@ -14,10 +14,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository root
 
 from chatlens.backends.summariser import SUMMARISERS, conversation_text
 from chatlens.backends.summarisers.generative import INSTRUCTION

@@ -5,7 +5,7 @@
 - `per job, cache`: one `summarise` per conversation, sentences cached across conversations (a worker now);
 - `batched`: `summarise_many` over groups of conversations, a fresh cache per pass.
 
-    python -m chatlens.bench.extractive_speed FILE.csv [--limit N] [--threads N] [--group N]
+    python scripts/research/extractive_speed.py FILE.csv [--limit N] [--threads N] [--group N]
 
 The passes alternate conversation by conversation (the batched one by group), so that load from other
 processes falls on all three alike; every summary is checked against the first pass's.
@@ -15,11 +15,14 @@ from __future__ import annotations
 
 import argparse
 import csv
+import sys
 import time
 from collections import defaultdict
 from pathlib import Path
 
 import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository root
 
 from chatlens.backends.encoder import SentenceEncoder
 from chatlens.backends.summarisers.extractive import ExtractiveSummariser

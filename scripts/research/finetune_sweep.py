@@ -5,9 +5,10 @@ one-cycle schedule, class-weighted cross-entropy, length-sorted batches, bf16 au
 changed per configuration. Every run saves its validation and test logits after each epoch, so the
 analysis (epoch and logit adjustment chosen on validation only, ensembles) runs afterwards on any CPU.
 
-    python scripts/finetune_sweep.py prepare DIR       # here: labelled rows, validation slice, MiniLM fp16
-    python scripts/finetune_sweep.py run DIR OUT       # on the GPU machine: OUT/<config>.npz
-    python scripts/finetune_sweep.py report DIR OUT    # here: the table
+    python scripts/research/finetune_sweep.py prepare DIR --train train.csv --test test.csv
+                                                  # here: labelled rows, validation slice, MiniLM fp16
+    python scripts/research/finetune_sweep.py run DIR OUT     # on the GPU machine: OUT/<config>.npz
+    python scripts/research/finetune_sweep.py report DIR OUT  # here: the table
 
 `run` needs torch and transformers only (the GPU machine has no pydantic); `prepare` and `report` use
 chatlens itself, so that the cleaning and the validation slice are exactly the trainer's.
@@ -26,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository root
 
 # None of these needs pydantic, which the GPU machine lacks.
 from chatlens.backends.classifiers.finetuned import FineTunedModel, predict_logits, train_step
@@ -59,19 +60,17 @@ def slug(name: str) -> str:
 
 
 # -- prepare (here) ------------------------------------------------------------------------------------
-def prepare(directory: Path) -> None:
+def prepare(directory: Path, train_file: Path, test_file: Path) -> None:
     from transformers import AutoModel, AutoTokenizer
 
     from chatlens.backends.encoder import bundled_encoder_path
     from chatlens.core.labels import LABELS
-    from chatlens.core.settings import get_settings
     from chatlens.training.head import stratified_indices
     from producer.table import read_table
 
-    settings = get_settings()
     index = {label: i for i, label in enumerate(LABELS)}
     data: dict = {}
-    for split, path in (("train", settings.train_file), ("test", settings.test_file)):
+    for split, path in (("train", train_file), ("test", test_file)):
         rows = read_table(path).rows
         rows = rows[rows["label"].notna()].reset_index(drop=True)
         # The previous turn of the same conversation in this file (the "context" configuration).
@@ -268,9 +267,13 @@ def main() -> None:
     parser.add_argument("out", type=Path, nargs="?")
     parser.add_argument("name", nargs="?")
     parser.add_argument("--parallel", type=int, default=int(os.environ.get("PARALLEL", "8")))
+    parser.add_argument("--train", type=Path, help="prepare: labelled training rows (train.csv)")
+    parser.add_argument("--test", type=Path, help="prepare: the test rows (test.csv)")
     args = parser.parse_args()
     if args.step == "prepare":
-        prepare(args.dir)
+        if args.train is None or args.test is None:
+            parser.error("prepare needs --train and --test")
+        prepare(args.dir, args.train, args.test)
     elif args.step == "run":
         run(args.dir, args.out, args.parallel)
     elif args.step == "one":

@@ -1,6 +1,6 @@
 """Plot the classifiers' frontier: accuracy and macro-F1 on test.csv against messages per second.
 
-    python scripts/frontier_plot.py POINTS.json docs/frontier.png
+    python scripts/research/frontier_plot.py docs/frontier.json docs/frontier.png
 
 POINTS.json is a list of {"name", "accuracy", "macro_f1", "msg_per_s"} measured through the real
 pipeline (see README, "The accurate classifier").

@@ -1,8 +1,8 @@
 """Train the accurate classifier's candidates on a lent GPU: what `chatlens train` runs, called through
 the library because a GPU host has torch/transformers/peft but not the service's other packages.
 
-    python scripts/device_train_accurate.py --encoder DIR --train train.csv --train valid.csv --out OUT \
-        frozen | lora --rank 8 --epochs 3 | context
+    python scripts/research/device_train_accurate.py --encoder DIR --train train.csv --train valid.csv \
+        --out OUT frozen | lora --rank 8 --epochs 3 | context
 
 `frozen` is `chatlens train --encoder all-mpnet-base-v2 ...`, `lora` is `chatlens train --adapt ...`
 (same options), `context` scores the frozen head with the previous turn's features beside each turn's
@@ -14,10 +14,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository root
 
 
 def log(message: str) -> None:

@@ -4,7 +4,7 @@ Random weights (speed does not depend on their values; nothing can be downloaded
 real architectures: bart-large-mnli zero-shot with 8 hypotheses per message, roberta-base go_emotions,
 and MiniLM-L6. fp32 vs bf16, sdpa vs eager, a few batch sizes. Needs torch and transformers only.
 
-    python scripts/gpu_bench.py MESSAGES.txt [--messages N] [--json FILE]
+    python scripts/research/gpu_bench.py MESSAGES.txt [--messages N] [--json FILE]
 
 MESSAGES.txt: one message per line (e.g. the message column of test.csv).
 """
@@ -19,13 +19,13 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository root
 
 from chatlens.backends.classifiers.emotion import EmotionClassifier
 from chatlens.backends.classifiers.zeroshot import ZeroShotClassifier
 from chatlens.bench.speed import messages_per_second, save_full_size, tokens_per_message
 
-# chatlens' defaults (chatlens/settings.py); copied so that this script needs no pydantic.
+# chatlens' defaults (chatlens/core/settings.py); copied so that this script needs no pydantic.
 TEMPLATE = "The speaker of this message feels {}."
 VERBS = {
     "Curious to dive deeper": "curious", "Neutral": "neutral", "Surprised": "surprised", "Happy": "happy",

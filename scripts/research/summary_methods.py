@@ -1,46 +1,25 @@
 """Which extractive summary to ship: every candidate setting scored against the Llama-3-8B reference
 summaries of seed-results/llama-summary.json, beside lead-3 and the seed's BART-large-cnn outputs.
 
-    python -m chatlens.bench.summary_methods [--data DIR] [--limit N] [--threads N]
+    python scripts/research/summary_methods.py --data DIR [--limit N] [--threads N]
 
-Figures on the 100 conversations (2 CPU cores; each conversation is passed whole, as
-`chatlens eval-summaries` does):
-
-    method                           rouge1  rouge2  rougeL  words  s/conv
-    lead-3                           0.1699  0.0543  0.1323   24.2       -
-    bart-large-cnn (seed)            0.2521  0.0775  0.1829   37.7       -
-    centroid top-3                   0.1952  0.0478  0.1429   33.1   0.175
-    centroid top-3, length filter    0.2190  0.0524  0.1549   38.6   0.149
-    centroid, 45 words               0.2343  0.0550  0.1630   52.8   0.158
-    centroid + MMR 0.3, 45 words     0.2446  0.0546  0.1661   52.3   0.152
-    + lead prior                     0.2582  0.0738  0.1860   52.8   0.155
-    + small-talk penalty             0.2651  0.0733  0.1878   53.0   0.154
-    + question bonus                 0.2740  0.0807  0.1941   53.0   0.159
-    + openers trimmed (default)      0.2774  0.0826  0.1965   51.0   0.172
-    default + MMR 0.2                0.2764  0.0781  0.1966   50.3   0.160
-    default, 3 sentences             0.2394  0.0692  0.1749   34.3   0.143
-    default, 35 words                0.2599  0.0749  0.1851   40.7   0.146
-    default, 55 words                0.2793  0.0818  0.1952   59.1   0.141
-
-Tried and dropped (scratch runs, same references): TextRank over cosine similarity (about the centroid's
-score), facility-location coverage (0.15), one sentence per TextTiling topic segment (0.18), a centroid of
-the opening sentences instead of a position prior, and a random search over these knobs tuned on one half
-and checked on the other (no setting beat the default on both halves). ROUGE-L here mostly rewards
-"the/and/of" in order, so a function-word prior would gain ~0.01; it games the metric and was not kept.
-Also dropped: a conversation-frequency (SumBasic-style) term, clauses instead of sentences, whole turns
-instead of sentences, and a leading keyword line ("Topics: ..."; ROUGE-1 +0.02, ROUGE-L unchanged).
+Each conversation is passed whole, as `chatlens eval-summaries` does. The figures, and the ideas tried and
+dropped, are in scripts/research/README.md.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 
 import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository root
 
 from chatlens.backends.summariser import split_sentences
 from chatlens.backends.summarisers.extractive import ExtractiveSummariser, Selection
@@ -108,7 +87,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     lead3 = [" ".join(split_sentences(source)[:3]) for source in sources]
     rows.append(("lead-3", score_summaries(lead3, references, sources), None))
     rows.append(("bart-large-cnn (seed)", score_summaries(bart, references, sources), None))
-    summariser = ExtractiveSummariser()  # one MiniLM load, shared by every candidate
+    # One MiniLM load, shared by every candidate; no sentence cache, so that each candidate's s/conv
+    # counts its own encoding, not the previous candidate's.
+    summariser = ExtractiveSummariser(cache_sentences=0)
     for name, selection in CANDIDATES.items():
         summariser.selection = selection
         outputs, elapsed = timed(lambda c: summariser.summarise(c).text, turns)
