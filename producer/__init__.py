@@ -1,1 +1,2 @@
-"""The producer: reads a file of chat messages, cleans it, samples/splits it and enqueues micro-batches."""
+"""The producer: reads chat messages (a file, stdin, a growing file), cleans them, samples/splits a file
+and enqueues micro-batches."""

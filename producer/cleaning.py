@@ -1,17 +1,18 @@
-"""Cleaning: drop missing and duplicate rows, reject malformed ones. Every row is accounted for."""
+"""Cleaning, one row at a time: drop missing and duplicate rows, reject malformed ones, number each
+row's position in its conversation. Every row is accounted for."""
 
 from __future__ import annotations
 
-import csv
-import os
 import re
-import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
-
-import pandas as pd
 
 from chatlens.core.labels import LABELS
+from chatlens.core.schemas import message_id
+from producer.rows import RawRow
+
+# A row that passed: (id, conversation id, position, text, label).
+Ready = tuple[str, str, int, str, str | None]
 
 _CANONICAL_LABELS = {label.casefold(): label for label in LABELS}
 _EXACT_LABELS = frozenset(LABELS)
@@ -26,69 +27,10 @@ class Reject:
     message: str
 
 
-@dataclass
-class CleanResult:
-    rows: pd.DataFrame  # row, conversation_id, position, message, label
-    dropped_missing: int
-    dropped_duplicate: int
-    rejects: list[Reject]
-
-
-def clean(frame: pd.DataFrame, max_chars: int) -> CleanResult:
-    frame = frame.copy()
-    # Position is the turn's index in its conversation in file order, taken before any row is dropped,
-    # so that message ids stay the same whatever sample or split is later taken of the same file.
-    # (A non-scalar id, rejected below, is grouped by its repr: a dict or list cannot be a group key.)
-    ids = frame["conversation_id"].map(lambda v: v if v is None or isinstance(v, str) else repr(v))
-    frame["position"] = frame.groupby(ids.fillna("\x00"), sort=False).cumcount()
-
-    missing = frame["message"].map(_is_missing) & frame["problem"].isna()
-    dropped_missing = int(missing.sum())
-    frame = frame[~missing]
-
-    rejects: list[Reject] = []
-    keep: list[bool] = []
-    labels: list[str | None] = []
-    for row in frame.itertuples(index=False):
-        problem = (
-            ("row", row.problem)
-            if isinstance(row.problem, str)
-            else _row_problem(row.conversation_id, row.message, max_chars)
-        )
-        label, label_problem = _canonical_label(row.label)
-        problem = problem or label_problem
-        if problem:
-            field, reason = problem
-            shown_id = row.conversation_id if row.conversation_id is None else _printable(row.conversation_id)
-            rejects.append(Reject(row.row, field, reason, shown_id, _printable(row.message)))
-        keep.append(problem is None)
-        labels.append(label)
-    # object dtype: pandas would infer a string column from the labels and turn None into NaN.
-    frame = frame.assign(label=pd.Series(labels, index=frame.index, dtype=object))[keep]
-
-    duplicate = frame.duplicated(subset=["conversation_id", "message", "label"], keep="first")
-    dropped_duplicate = int(duplicate.sum())
-    frame = frame[~duplicate].reset_index(drop=True)
-    return CleanResult(
-        rows=frame[["row", "conversation_id", "position", "message", "label"]],
-        dropped_missing=dropped_missing,
-        dropped_duplicate=dropped_duplicate,
-        rejects=rejects,
-    )
-
-
-def position_key(conversation_id: object) -> object:
-    """The group a row's position is counted in, as `clean` groups them (None and non-scalars included)."""
-    if conversation_id is None or isinstance(conversation_id, str):
-        return conversation_id
-    return repr(conversation_id)
-
-
 def check_row(
     row: int, conversation_id: object, message: object, label: object, problem: str | None, max_chars: int
 ) -> tuple[bool, str | None, Reject | None]:
-    """One row by the rules of `clean`: (missing, canonical label, reject). A stream applies it row by
-    row; `clean` applies the same checks to a whole frame."""
+    """One row: (missing, canonical label, reject)."""
     if (  # the common row, decided without the general checks below (they give the same answer)
         problem is None
         and type(message) is str
@@ -116,7 +58,7 @@ def check_row(
 def _is_missing(value: object) -> bool:
     if value is None:
         return True
-    if isinstance(value, float) and pd.isna(value):
+    if isinstance(value, float) and value != value:  # NaN
         return True
     return isinstance(value, str) and not value.strip()
 
@@ -169,14 +111,38 @@ def _printable(value: object) -> str:
     return text.replace("\x00", "\\x00")[:500]
 
 
-def write_rejects(path: Path, rejects: list[Reject]) -> None:
-    """Written whole or not at all: a temp file renamed over the target."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(
-        "w", newline="", encoding="utf-8", dir=path.parent, delete=False, suffix=".tmp"
-    ) as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["row", "field", "reason", "conversation_id", "message"])
-        for r in rejects:
-            writer.writerow([r.row, r.field, r.reason, r.conversation_id or "", r.message])
-    os.replace(handle.name, path)
+class RowRules:
+    """The cleaning rules over a sequence of rows: position counters per conversation, the fingerprints
+    of the (conversation, message, label) rows seen, and what was dropped.
+
+    A row's position is its index in its conversation in input order, counted before any row is
+    dropped, so that message ids stay the same whatever sample or split is later taken of the input.
+    """
+
+    def __init__(self, max_chars: int, on_reject: Callable[[Reject], None]) -> None:
+        self.max_chars, self.on_reject = max_chars, on_reject
+        self.positions: dict[object, int] = {}
+        self.seen: set[int] = set()
+        self.read = self.dropped_missing = self.dropped_duplicate = 0
+
+    def accept(self, raw: RawRow) -> Ready | None:
+        row, cid, message, label, problem = raw
+        self.read += 1
+        # A non-scalar id (rejected below) is counted under its repr: a dict or list is no dict key.
+        key = cid if cid is None or type(cid) is str else repr(cid)
+        position = self.positions.get(key, 0)
+        self.positions[key] = position + 1
+        missing, canonical, reject = check_row(row, cid, message, label, problem, self.max_chars)
+        if missing:
+            self.dropped_missing += 1
+            return None
+        if reject is not None:
+            self.on_reject(reject)
+            return None
+        fingerprint = hash((cid, message, canonical))
+        if fingerprint in self.seen:
+            self.dropped_duplicate += 1
+            return None
+        self.seen.add(fingerprint)
+        # check_row passed: the id and the message are str
+        return message_id(cid, position, message), cid, position, message, canonical  # type: ignore[arg-type, return-value]

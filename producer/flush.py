@@ -19,11 +19,10 @@ from chatlens.core import keys, queues
 from chatlens.core.schemas import Conversation
 from chatlens.core.settings import Settings
 from chatlens.core.store import MessageStats, RunStore
+from producer.cleaning import Ready
 from producer.enqueue import classify_targets, enqueue_classify_jobs, job_options
 from producer.summaries import summary_jobs
 
-# (id, conversation id, position, text, label)
-Ready = tuple[str, str, int, str, str | None]
 _encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 WAIT_POLL_S = 0.5
 
@@ -94,7 +93,8 @@ class BatchWriter:
             enqueue_classify_jobs(pipe, self.targets, self.run, payloads, self.options)
             pipe.execute()
         self.totals.enqueued += len(new)
-        self.totals.batches += batches
+        if self.targets:  # `summarise FILE` stores messages for no classifier: no micro-batch is enqueued
+            self.totals.batches += batches
         return new
 
     def summarise(self, items: list[Conversation]) -> None:

@@ -1,21 +1,40 @@
-"""Stratified sampling and train/test splitting by label, deterministic for a given seed."""
+"""Stratified sampling and train/test splitting by label, deterministic for a given seed.
+
+A file with `--sample-frac`/`--split` is read twice: the first pass keeps only each clean row's stratum
+(`strata_of`), `selection` decides from those, and the second pass enqueues the rows chosen (`Selection`).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
 import numpy as np
-import pandas as pd
 
+from chatlens.core.labels import LABELS
+from producer.cleaning import Ready, RowRules
+from producer.rows import RawRow
+
+# A clean row's stratum is its label's code, numbered in the labels' sort order (unlabelled first): one
+# byte a row in the first pass, where a list of 2M label strings would pin ~100 MB of small objects.
 _UNLABELLED = "\x00unlabelled"
+_STRATUM = {
+    (None if name == _UNLABELLED else name): code for code, name in enumerate(sorted([_UNLABELLED, *LABELS]))
+}
+LEFT_OUT, TRAIN, TEST = 0, 1, 2  # a clean row's part: not sampled, in the train part (or `all`), in the test
 
 
-def _stratified_mask(frame: pd.DataFrame, frac: float, seed: int) -> np.ndarray:
-    """True for round(frac * n) rows of every label (unlabelled rows form a stratum of their own)."""
-    return strata_mask(frame["label"].fillna(_UNLABELLED).to_numpy(), frac, seed)
+@dataclass(frozen=True)
+class Sample:
+    sample_frac: float
+    test_frac: float
+    seed: int
+    split: str  # all, train or test
 
 
 def strata_mask(strata: np.ndarray, frac: float, seed: int) -> np.ndarray:
-    """The mask of `_stratified_mask` from the strata alone: any values that sort as the labels do (a
-    file too large for a frame passes small integer codes, numbered in the labels' sort order)."""
+    """True for round(frac * n) rows of every stratum (unlabelled rows form a stratum of their own),
+    taken in the strata's sort order from one seeded generator."""
     rng = np.random.default_rng(seed)
     mask = np.zeros(len(strata), dtype=bool)
     for stratum in sorted(set(strata.tolist())):
@@ -25,31 +44,56 @@ def strata_mask(strata: np.ndarray, frac: float, seed: int) -> np.ndarray:
     return mask
 
 
-def stratified_sample(frame: pd.DataFrame, frac: float, seed: int) -> pd.DataFrame:
-    if frac >= 1.0:
-        return frame
-    return frame[_stratified_mask(frame, frac, seed)].reset_index(drop=True)
+@dataclass(frozen=True)
+class Parts:
+    """Each clean row's part (LEFT_OUT, TRAIN or TEST), one byte per row in input order, and the part
+    that is enqueued."""
+
+    parts: bytes
+    wanted: int
+
+    @property
+    def chosen(self) -> int:
+        return self.parts.count(self.wanted)
 
 
-def stratified_split(frame: pd.DataFrame, test_frac: float, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
-    # A different stream from the sample's, so sampling then splitting with one seed is not correlated.
-    is_test = _stratified_mask(frame, test_frac, seed + 1)
-    return frame[~is_test].reset_index(drop=True), frame[is_test].reset_index(drop=True)
+def strata_of(rows: Iterable[RawRow], max_chars: int) -> np.ndarray:
+    """The first pass: the stratum of each row the cleaning rules keep, in input order."""
+    rules = RowRules(max_chars, lambda reject: None)
+    codes = bytearray()
+    for raw in rows:
+        ready = rules.accept(raw)
+        if ready is not None:
+            codes.append(_STRATUM[ready[4]])
+    return np.frombuffer(bytes(codes), dtype=np.uint8)
 
 
-def selection(
-    labels: list[str | None], sample_frac: float, test_frac: float, seed: int, split: str
-) -> np.ndarray:
-    """Which clean rows `stratified_sample` then `stratified_split` keep, as one mask over the rows in
-    file order, from their labels alone: the first pass of a file read twice (the second enqueues)."""
-    names = sorted({_UNLABELLED if label is None else label for label in labels})
-    code = {name: i for i, name in enumerate(names)}
-    strata = np.fromiter(
-        (code[_UNLABELLED if v is None else v] for v in labels), dtype=np.int16, count=len(labels)
+def selection(strata: np.ndarray, sample: Sample) -> Parts:
+    """Each clean row's part from its stratum alone: first the stratified sample, then the stratified
+    split of the sample (another seed, so that the two are independent)."""
+    sampled = (
+        strata_mask(strata, sample.sample_frac, sample.seed)
+        if sample.sample_frac < 1.0
+        else np.ones(len(strata), dtype=bool)
     )
-    keep = strata_mask(strata, sample_frac, seed) if sample_frac < 1.0 else np.ones(len(strata), dtype=bool)
-    if split != "all":
-        sampled = np.flatnonzero(keep)
-        is_test = strata_mask(strata[sampled], test_frac, seed + 1)
-        keep[sampled] = is_test if split == "test" else ~is_test
-    return keep
+    parts = np.where(sampled, TRAIN, LEFT_OUT).astype(np.int8)
+    if sample.split != "all":
+        where = np.flatnonzero(sampled)
+        parts[where[strata_mask(strata[where], sample.test_frac, sample.seed + 1)]] = TEST
+    return Parts(parts.tobytes(), TEST if sample.split == "test" else TRAIN)
+
+
+class Selection:
+    """The second pass: whether each clean row, in input order, is enqueued; `on_part` sees every row of
+    the sample with its part (the --out-dir files of a split)."""
+
+    def __init__(self, parts: Parts, on_part: Callable[[int, Ready], None] | None = None) -> None:
+        self.parts, self.wanted, self.on_part = parts.parts, parts.wanted, on_part
+        self.index = 0
+
+    def take(self, ready: Ready) -> bool:
+        part = self.parts[self.index]
+        self.index += 1
+        if part != LEFT_OUT and self.on_part is not None:
+            self.on_part(part, ready)
+        return part == self.wanted

@@ -1,9 +1,7 @@
-"""`Ingest`: rows in, one at a time -> the cleaning rules -> micro-batches flushed by size or by time ->
-Redis; conversations summarised when they go quiet, and again when they grow.
-
-The same rules as a file produce: a row's position is its index in its conversation in input order
-(missing and rejected rows included), so a file streamed gives the ids a file produce gives; a repeat
-of (conversation, message, label) is dropped; `cleaning.check_row` decides missing and rejected rows.
+"""`Ingest`: rows in, one at a time -> the cleaning rules (`cleaning.RowRules`) -> the sample or split, if
+any -> micro-batches flushed by size or by time -> Redis; conversations summarised when they go quiet,
+and again when they grow. A file is a finite stream: the same object ingests a file, stdin and a
+followed file.
 """
 
 from __future__ import annotations
@@ -12,13 +10,12 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-import numpy as np
-
-from chatlens.core.schemas import Conversation, ProduceCounts, message_id
-from producer.cleaning import Reject, check_row
-from producer.flush import BatchWriter, Ready
-from producer.rejects import RejectsFile
+from chatlens.core.schemas import Conversation, ProduceCounts
+from producer.cleaning import Ready, RowRules
+from producer.csv_out import RejectsFile
+from producer.flush import BatchWriter
 from producer.rows import RawRow
+from producer.sampling import Selection
 
 # Micro-batches written per Redis round trip when input arrives faster than the flush interval.
 BATCHES_PER_FLUSH = 32
@@ -34,53 +31,15 @@ class StreamOptions:
     record_every_s: float = 5.0
 
 
-class RowRules:
-    """The cleaning rules of `clean`, one row at a time: position counters per conversation, the
-    fingerprints of the (conversation, message, label) rows seen, and what was dropped."""
-
-    def __init__(self, max_chars: int, on_reject: Callable[[Reject], None]) -> None:
-        self.max_chars, self.on_reject = max_chars, on_reject
-        self.positions: dict[object, int] = {}
-        self.seen: set[int] = set()
-        self.read = self.dropped_missing = self.dropped_duplicate = 0
-
-    def accept(self, raw: RawRow) -> Ready | None:
-        row, cid, message, label, problem = raw
-        self.read += 1
-        key = cid if cid is None or type(cid) is str else repr(cid)
-        position = self.positions.get(key, 0)
-        self.positions[key] = position + 1
-        missing, canonical, reject = check_row(row, cid, message, label, problem, self.max_chars)
-        if missing:
-            self.dropped_missing += 1
-            return None
-        if reject is not None:
-            self.on_reject(reject)
-            return None
-        fingerprint = hash((cid, message, canonical))
-        if fingerprint in self.seen:
-            self.dropped_duplicate += 1
-            return None
-        self.seen.add(fingerprint)
-        # check_row passed: the id and the message are str
-        return message_id(cid, position, message), cid, position, message, canonical  # type: ignore[arg-type, return-value]
-
-
-def clean_labels(rows: Iterable[RawRow], max_chars: int) -> list[str | None]:
-    """The labels of the rows `RowRules` keeps, in order: the first pass of a sample or split."""
-    rules = RowRules(max_chars, lambda reject: None)
-    return [ready[4] for raw in rows if (ready := rules.accept(raw)) is not None]
-
-
 class Ingest:
     def __init__(
         self,
         writer: BatchWriter,
         options: StreamOptions,
         rejects: RejectsFile,
-        on_record: Callable[[], None] = lambda: None,
+        on_record: Callable[[], object] = lambda: None,
         clock: Callable[[], float] = time.monotonic,
-        keep: np.ndarray | None = None,
+        selection: Selection | None = None,
     ) -> None:
         self.writer, self.options, self.rejects, self.on_record, self.clock = (
             writer,
@@ -92,9 +51,8 @@ class Ingest:
         self.run = writer.run
         self.group_size = writer.settings.batch_size * BATCHES_PER_FLUSH
         self.rules = RowRules(options.max_chars, rejects.add)
-        # --sample-frac / --split on a file read twice: which clean rows (in file order) are enqueued.
-        self.keep = keep
-        self.clean_rows = self.not_selected = 0
+        self.selection = selection  # --sample-frac / --split: which clean rows are enqueued
+        self.not_selected = 0
         self.pending: list[Ready] = []
         now = clock()
         self.oldest_pending = now
@@ -115,12 +73,9 @@ class Ingest:
         ready = self.rules.accept(raw)
         if ready is None:
             return
-        if self.keep is not None:
-            chosen = self.keep[self.clean_rows]
-            self.clean_rows += 1
-            if not chosen:
-                self.not_selected += 1
-                return
+        if self.selection is not None and not self.selection.take(ready):
+            self.not_selected += 1
+            return
         mid, cid, position, message, _ = ready
         if not self.pending:
             self.oldest_pending = self.clock()
@@ -139,7 +94,7 @@ class Ingest:
             self.flush()
         if self.options.summarise and self.last_seen:
             self._summarise_quiet(now - self.options.conversation_idle_s)
-        if now - self.last_record >= self.options.record_every_s:
+        if self.recorded and now - self.last_record >= self.options.record_every_s:
             self._record(now)
 
     def next_wake(self) -> float:
@@ -168,8 +123,8 @@ class Ingest:
         self.flush()
         if self.options.summarise:
             self._summarise_quiet(float("inf"))
-        self._record(self.clock())
-        self.rejects.close()
+        if self.rules.read:  # a stream stopped before its first row registers no run
+            self._record(self.clock())
         totals = self.writer.totals
         return ProduceCounts(
             read=self.rules.read,

@@ -4,7 +4,7 @@ bound, and what the run costs in Redis. Prints its figures; a private redis-serv
     .venv/bin/python scripts/scale_check.py [--messages 2000000]
 
 1. writes an N-row JSONL file (texts cycled from the Topical-Chat sample, every row distinct);
-2. `chatlens produce FILE` (read in chunks, summaries off) under /usr/bin/time -v: peak RSS, wall time;
+2. `chatlens produce FILE` (summaries off) under /usr/bin/time -v: peak RSS, wall time;
    Redis used_memory before/after and MEMORY USAGE of the messages hash: bytes per stored message, and
    per queued job;
 3. the queued jobs are deleted and a result for every message is written directly with
@@ -99,7 +99,6 @@ def main() -> None:
             "CHATLENS_REDIS_URL": url,
             "CHATLENS_SUMMARISE": "false",
             "CHATLENS_MAX_QUEUED": str(10**9),  # the jobs are never run here: no worker drains them
-            "CHATLENS_STREAM_FILE_MB": "0",
         }
         chatlens = [sys.executable, "-m", "chatlens.cli.app"]
         connection = connect(url)

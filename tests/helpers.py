@@ -1,11 +1,16 @@
-"""Helpers the tests share: running `chatlens` in its own process, and where the data lives."""
+"""Helpers the tests share: running `chatlens` in its own process, where the data lives, and messages
+stored as the producer stores them."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
+from collections.abc import Iterable
 from pathlib import Path
+
+from chatlens.core.schemas import Message
+from chatlens.core.store import MessageStats, RunStore
 
 ROOT = Path(__file__).resolve().parent.parent
 # ../shared/data beside the checkout: read-only data for tests that need the real corpus.
@@ -27,3 +32,16 @@ def chatlens_cmd(*args: str) -> list[str]:
 def run_chatlens(*args: str, env: dict[str, str], timeout: float = 600) -> subprocess.CompletedProcess[str]:
     """`chatlens ARGS` in its own process, as a user runs it; stdout and stderr captured as text."""
     return subprocess.run(chatlens_cmd(*args), env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def store_messages(store: RunStore, run: str, messages: Iterable[Message]) -> None:
+    """Messages stored as the producer's `BatchWriter` stores them: `RunStore.add_new_messages`, with
+    their share of the run's stats."""
+    stats = MessageStats()
+    encoded: dict[str, str] = {}
+    for m in messages:
+        stats.add(m.id, m.label)
+        encoded[m.id] = m.model_dump_json()
+    with store.redis.pipeline() as pipe:
+        store.add_new_messages(pipe, run, encoded, stats)
+        pipe.execute()

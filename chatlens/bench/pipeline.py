@@ -35,10 +35,9 @@ MODEL = "default"  # the classifier timed, by its registry key: its queue and th
 
 
 def load_texts(path: Path, count: int) -> list[str]:
-    from producer.cleaning import clean
-    from producer.reader import Columns, read_messages
+    from producer.table import read_table
 
-    rows = clean(read_messages(path, Columns()), max_chars=10**9).rows
+    rows = read_table(path).rows
     texts = rows["message"].tolist()
     if not texts:
         raise ChatlensError(f"{path}: no messages to benchmark on")
@@ -96,27 +95,25 @@ class PipelineWorker:
         self.load_key = f"{self.process}:{MODEL}"
 
     def measure(self, texts: list[str]) -> dict:
-        import pandas as pd
-
-        from producer.enqueue import enqueue_messages, to_messages
+        from chatlens.core.schemas import message_id
+        from producer.cleaning import Ready
+        from producer.flush import BatchWriter
+        from producer.stream import BATCHES_PER_FLUSH
 
         run = f"bench-{time.time_ns()}"
-        rows = pd.DataFrame(
-            {
-                "conversation_id": [str(i) for i in range(len(texts))],
-                "position": 0,
-                "message": texts,
-                "label": None,
-            }
-        )
-        messages = to_messages(rows)
+        messages: list[Ready] = [
+            (message_id(str(i), 0, text), str(i), 0, text, None) for i, text in enumerate(texts)
+        ]
+        writer = BatchWriter(self.connection, self.settings, run, max_queued=10**9)
+        step = self.settings.batch_size * BATCHES_PER_FLUSH
         started = time.perf_counter()
-        enqueue_messages(self.connection, self.settings, run, messages)
+        for start in range(0, len(messages), step):
+            writer.write(messages[start : start + step])
         done = lambda: self.store.result_count(run, MODEL) >= len(messages)  # noqa: E731
         _wait(done, self.worker, "the results")
         elapsed = time.perf_counter() - started
         predictions = self.store.predictions(run, MODEL)
-        return {"rate": len(messages) / elapsed, "labels": [predictions[m.id].label for m in messages]}
+        return {"rate": len(messages) / elapsed, "labels": [predictions[m[0]].label for m in messages]}
 
     def stats(self) -> dict:
         return {

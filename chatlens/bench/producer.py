@@ -38,14 +38,14 @@ def write_stream_file(texts: list[str], count: int, path: Path, turns: int = 20)
 
 
 def produce_rate(settings: Settings, connection: Redis, url: str, path: Path, summarise: bool) -> dict:
-    from producer.stream_cli import produce_stream
+    from producer.pipeline import produce_input
 
     run = f"bench-producer-{time.time_ns()}"
     chosen = settings.model_copy(update={"summarise": summarise, "max_queued": 10**9})
     redis_cpu = _redis_cpu_s(connection)
     cpu = time.process_time()
     started = time.perf_counter()
-    counts = produce_stream(chosen, path, run, redis_url=url)
+    counts = produce_input(chosen, path, run, redis_url=url, warn_idle_queues=False)
     elapsed = time.perf_counter() - started
     # On a shared machine the wall clock also counts other people's processes: the CPU seconds of the
     # producer and of redis-server are the cost of the work itself.
@@ -68,12 +68,11 @@ def _redis_cpu_s(connection: Redis) -> float:
 
 
 def produce_peak_rss_mb(url: str, path: Path) -> float:
-    """Peak RSS of `chatlens produce FILE` in its own process (summaries off, the file read in chunks)."""
+    """Peak RSS of `chatlens produce FILE` in its own process (summaries off)."""
     env = {
         **os.environ,
         "CHATLENS_REDIS_URL": url,
         "CHATLENS_SUMMARISE": "false",
-        "CHATLENS_STREAM_FILE_MB": "0",
         "CHATLENS_MAX_QUEUED": str(10**9),
     }
     run = f"bench-rss-{time.time_ns()}"

@@ -18,7 +18,7 @@ from chatlens.core.store import RunStore
 from eval.cli import print_summary
 from eval.evaluate import evaluate_run
 from eval.export import export_results
-from producer.cli import produce_file
+from producer.pipeline import produce_input
 from worker.runner import run_worker
 
 # Shipped as package data, so the demo has its input in an installed package and the Docker image.
@@ -42,7 +42,7 @@ def demo(
     url = settings.redis_url if "redis_url" in settings.model_fields_set else FAKE_URL
     where = "an in-process Redis (fakeredis)" if url == FAKE_URL else redact_url(url)
     out.print(f"[bold]chatlens demo[/] on {where}", highlight=False)
-    produce_file(settings, file or EXAMPLE_FILE, DEMO_RUN, redis_url=url, warn_idle_queues=False)
+    produce_input(settings, file or EXAMPLE_FILE, DEMO_RUN, redis_url=url, warn_idle_queues=False)
     connection = connect_settings(settings, url)
     with out.status(
         "classifying and summarising (models load once, then one job per batch or conversation)..."

@@ -49,7 +49,7 @@ class Settings(BaseSettings):
     batch_size: int = Field(64, ge=1, le=10_000, description="messages per micro-batch (one RQ job)")
     max_message_chars: int = Field(5_000, ge=1, description="longer messages are rejected, not truncated")
     classifiers: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["default"])
-    # Streaming ingest (`produce -`, `--follow`, and files of stream_file_mb or more, read in chunks)
+    # Ingest: every input is read as a stream (a file is a finite one)
     flush_ms: int = Field(300, ge=1, description="a stream's partial micro-batch is flushed after this long")
     conversation_idle_s: float = Field(
         30.0, gt=0, description="a conversation quiet this long in a stream is summarised (again if it grows)"
@@ -57,9 +57,6 @@ class Settings(BaseSettings):
     # Enough queued work that workers never starve between producer round trips, few enough jobs that
     # their Redis memory stays small: the measured trade-off is in README "Back-pressure".
     max_queued: int = Field(2_000, ge=1, description="the producer waits while a queue holds this many jobs")
-    stream_file_mb: float = Field(
-        64.0, ge=0, description="files this large are read in chunks (no --sample-frac/--split on them)"
-    )
 
     # Worker
     encoder_path: str | None = Field(None, description="HF id or local dir; None = bundled MiniLM")

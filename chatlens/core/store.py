@@ -6,7 +6,7 @@ import hashlib
 import os
 import socket
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -65,12 +65,6 @@ class RunStore:
             present.update(i for i, flag in zip(chunk, flags, strict=True) if flag is not None)
         return present
 
-    def add_messages(self, pipe: Pipeline, run: str, messages: Iterable[Message]) -> None:
-        mapping = {m.id: m.model_dump_json() for m in messages}
-        if mapping:
-            pipe.hset(keys.messages(run), mapping=mapping)  # type: ignore[arg-type]  # redis-py's Mapping key type is invariant: dict[str, str] is a valid mapping
-            pipe.expire(keys.messages(run), self.ttl_s)
-
     def add_new_messages(
         self, pipe: Pipeline, run: str, encoded: dict[str, str], stats: MessageStats
     ) -> None:
@@ -78,7 +72,7 @@ class RunStore:
         the caller has checked they are new, so the counters count each message once."""
         if not encoded:
             return
-        pipe.hset(keys.messages(run), mapping=encoded)  # type: ignore[arg-type]  # see add_messages
+        pipe.hset(keys.messages(run), mapping=encoded)  # type: ignore[arg-type]  # redis-py's Mapping key type is invariant: dict[str, str] is a valid mapping
         pipe.expire(keys.messages(run), self.ttl_s)
         pipe.execute_command("BITFIELD", keys.message_stats(run), "OVERFLOW", "WRAP", *stats.increments())
         pipe.expire(keys.message_stats(run), self.ttl_s)

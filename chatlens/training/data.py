@@ -58,10 +58,9 @@ class Split:
 def _clean_rows(path: Path) -> tuple[pd.DataFrame, dict[str, int]]:
     """Training's one read of a file: the ingest path's cleaned rows (columns conversation_id, message
     and label, None where a row has none) and the rows cleaning dropped, per reason."""
-    from producer.cleaning import clean
-    from producer.reader import Columns, read_messages
+    from producer.table import read_table
 
-    result = clean(read_messages(path, Columns()), max_chars=10**9)
+    result = read_table(path)
     dropped = {"missing": result.dropped_missing, "duplicate": result.dropped_duplicate}
     return result.rows, dropped | {"rejected": len(result.rejects)}
 

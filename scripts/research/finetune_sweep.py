@@ -66,13 +66,12 @@ def prepare(directory: Path, train_file: Path, test_file: Path) -> None:
     from chatlens.backends.encoder import bundled_encoder_path
     from chatlens.core.labels import LABELS
     from chatlens.training.head import stratified_indices
-    from producer.cleaning import clean
-    from producer.reader import Columns, read_messages
+    from producer.table import read_table
 
     index = {label: i for i, label in enumerate(LABELS)}
     data: dict = {}
     for split, path in (("train", train_file), ("test", test_file)):
-        rows = clean(read_messages(path, Columns()), max_chars=10**9).rows
+        rows = read_table(path).rows
         rows = rows[rows["label"].notna()].reset_index(drop=True)
         # The previous turn of the same conversation in this file (the "context" configuration).
         previous: dict[str, str] = {}

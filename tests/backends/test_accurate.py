@@ -28,7 +28,7 @@ from chatlens.training.head import TrainOptions, train_head
 from eval.evaluate import evaluate_run
 from eval.export import result_records, write_records
 from eval.tracking import quiet_mlflow
-from producer.cli import produce_file
+from producer.pipeline import produce_input
 from tests.backends.tiny_mpnet import NAME, install_pieces, save_tiny_mpnet
 from tests.helpers import run_chatlens, subprocess_env
 from worker.runner import create_worker
@@ -120,7 +120,7 @@ def test_the_accurate_classifier_predicts_through_a_real_worker(
         redis_url=redis_url, classifiers=["accurate"], summarise=False, models_dir=tiny,
         accurate_encoder=NAME, accurate_head_path=tmp_path / "head",
     )  # fmt: skip
-    counts = produce_file(settings, EXAMPLE_FILE, "acc-run", redis_url=redis_url, warn_idle_queues=False)
+    counts = produce_input(settings, EXAMPLE_FILE, "acc-run", redis_url=redis_url, warn_idle_queues=False)
     assert counts.enqueued == 95
     connection = redis.Redis.from_url(redis_url)
     assert create_worker(settings, connection, default_queues(settings)).work(burst=True)
@@ -141,7 +141,7 @@ def test_each_model_is_named_as_configured_in_results_status_report_and_mlflow(
     )  # fmt: skip
     configured = ["default", "accurate"]
     assert settings.classifiers == configured
-    produce_file(settings, EXAMPLE_FILE, "named", redis_url=redis_url, warn_idle_queues=False)
+    produce_input(settings, EXAMPLE_FILE, "named", redis_url=redis_url, warn_idle_queues=False)
     connection = redis.Redis.from_url(redis_url)
     assert create_worker(settings, connection, default_queues(settings)).work(burst=True)
 

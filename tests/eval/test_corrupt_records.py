@@ -16,6 +16,7 @@ from chatlens.core import keys
 from chatlens.core.connection import FAKE_URL, connect
 from chatlens.core.schemas import Message, Prediction, RunInfo, Summary
 from chatlens.core.store import RunStore
+from tests.helpers import store_messages
 
 runner = CliRunner()
 TRUTH = {"a": "Happy", "b": "Sad", "c": "Happy", "d": "Sad"}
@@ -43,9 +44,7 @@ def store() -> RunStore:
         Message(id=k, conversation_id="1", position=i, text=k, label=v)
         for i, (k, v) in enumerate(TRUTH.items())
     ]
-    with connection.pipeline() as pipe:
-        store.add_messages(pipe, "r", messages)
-        pipe.execute()
+    store_messages(store, "r", messages)
     store.save_run_info(
         RunInfo(run="r", source="t", dataset_hash="h", messages=4, labelled=4, classifiers=["default"])
     )

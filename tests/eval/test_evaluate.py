@@ -14,6 +14,7 @@ from chatlens.core.connection import FAKE_URL, connect
 from chatlens.core.schemas import Message, MessageError, Prediction, RunInfo
 from chatlens.core.settings import get_settings
 from chatlens.core.store import RunStore
+from tests.helpers import store_messages
 
 runner = CliRunner()
 
@@ -37,16 +38,14 @@ def run_in_redis() -> str:
     connection.flushall()
     store = RunStore(connection, 3600)
     truth = {"a": "Happy", "b": "Sad", "c": "Happy", "d": None}
-    with connection.pipeline() as pipe:
-        store.add_messages(
-            pipe,
-            "r",
-            [
-                Message(id=k, conversation_id="1", position=i, text=k, label=v)
-                for i, (k, v) in enumerate(truth.items())
-            ],
-        )
-        pipe.execute()
+    store_messages(
+        store,
+        "r",
+        [
+            Message(id=k, conversation_id="1", position=i, text=k, label=v)
+            for i, (k, v) in enumerate(truth.items())
+        ],
+    )
     store.save_run_info(
         RunInfo(run="r", source="test", dataset_hash="abc", messages=4, labelled=3, classifiers=["default"])
     )

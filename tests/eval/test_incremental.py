@@ -18,6 +18,7 @@ from chatlens.core.store import RunStore
 from eval import export
 from eval.evaluate import score_run
 from eval.metrics import score_counts
+from tests.helpers import store_messages
 
 
 def test_scores_from_counts_are_sklearns() -> None:
@@ -58,9 +59,7 @@ def run(fake_redis, monkeypatch: pytest.MonkeyPatch) -> RunStore:  # type: ignor
         )
         for i in range(120)
     ]
-    with fake_redis.pipeline() as pipe:
-        store.add_messages(pipe, "r", messages)
-        pipe.execute()
+    store_messages(store, "r", messages)
     predictions = [
         Prediction(
             message_id=m.id,

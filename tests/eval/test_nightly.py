@@ -18,7 +18,7 @@ from chatlens.cli.job_functions import JOB_FUNCTIONS
 from chatlens.core.schemas import Message, Prediction, RunInfo
 from chatlens.core.settings import get_settings
 from chatlens.core.store import RunStore
-from tests.helpers import chatlens_cmd, subprocess_env
+from tests.helpers import chatlens_cmd, store_messages, subprocess_env
 from worker.runner import create_worker
 
 # A real model, a subprocess or a real redis-server: the full suite only, not `make test-fast`.
@@ -27,11 +27,7 @@ pytestmark = pytest.mark.slow
 
 def seed_run(connection: redis.Redis, run: str, created: float) -> None:
     store = RunStore(connection, 3600)
-    with connection.pipeline() as pipe:
-        store.add_messages(
-            pipe, run, [Message(id="m1", conversation_id="1", position=0, text="hi", label="Happy")]
-        )
-        pipe.execute()
+    store_messages(store, run, [Message(id="m1", conversation_id="1", position=0, text="hi", label="Happy")])
     store.save_run_info(
         RunInfo(run=run, source="t", dataset_hash="h", messages=1, labelled=1, classifiers=["default"])
     )

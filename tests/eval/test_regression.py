@@ -16,6 +16,7 @@ from chatlens.core.store import RunStore
 from eval.jobs import evaluate_latest_run
 from eval.regression import compare
 from eval.tracking import quiet_mlflow
+from tests.helpers import store_messages
 
 pytestmark = pytest.mark.slow
 
@@ -49,13 +50,11 @@ def test_second_night_worse_is_flagged_and_an_unchanged_run_is_skipped(
     connection = redis.Redis.from_url(redis_url)
     settings = get_settings()
     store = RunStore(connection, 3600)
-    with connection.pipeline() as pipe:
-        messages = [
-            Message(id=mid, conversation_id="c", position=i, text=mid, label=label)
-            for i, (mid, label) in enumerate(TRUTH.items())
-        ]
-        store.add_messages(pipe, "nightly", messages)
-        pipe.execute()
+    messages = [
+        Message(id=mid, conversation_id="c", position=i, text=mid, label=label)
+        for i, (mid, label) in enumerate(TRUTH.items())
+    ]
+    store_messages(store, "nightly", messages)
     store.save_run_info(
         RunInfo(run="nightly", source="t", dataset_hash="h", messages=4, labelled=4, classifiers=["m"])
     )

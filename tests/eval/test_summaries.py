@@ -14,6 +14,7 @@ from chatlens.core.errors import ChatlensError
 from chatlens.core.schemas import Message, Summary
 from chatlens.core.store import RunStore
 from eval.summaries import load_references, score_run_summaries
+from tests.helpers import store_messages
 
 runner = CliRunner()
 METRIC_KEYS = {
@@ -100,17 +101,15 @@ def test_eval_summaries_scores_every_available_backend(tmp_path: Path) -> None:
 def test_run_summaries_are_scored_where_a_reference_exists(fake_redis, tmp_path: Path) -> None:
     store = RunStore(fake_redis, 3600)
     references = write_json(tmp_path / "refs.json", CONVERSATIONS)
-    with fake_redis.pipeline() as pipe:
-        store.add_messages(
-            pipe,
-            "r",
-            [
-                Message(id="m1", conversation_id="1", position=1, text="world"),
-                Message(id="m0", conversation_id="1", position=0, text="hello"),
-                Message(id="m2", conversation_id="other", position=0, text="no reference for me"),
-            ],
-        )
-        pipe.execute()
+    store_messages(
+        store,
+        "r",
+        [
+            Message(id="m1", conversation_id="1", position=1, text="world"),
+            Message(id="m0", conversation_id="1", position=0, text="hello"),
+            Message(id="m2", conversation_id="other", position=0, text="no reference for me"),
+        ],
+    )
     for cid, text in (("1", CONVERSATIONS[0]["summary"]), ("other", "whatever")):
         store.write_summary(
             "r",

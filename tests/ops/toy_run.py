@@ -11,7 +11,7 @@ from rq import Queue
 from chatlens.backends.classifier import CLASSIFIERS
 from chatlens.core import queues as q
 from chatlens.core.settings import Settings
-from producer.cli import produce_file
+from producer.pipeline import produce_input
 from tests.redis_harness import free_port
 
 __all__ = ["enqueue_broken_batch", "free_port", "produce_toy_run", "toy_settings_for"]
@@ -32,7 +32,7 @@ def toy_settings_for(redis_url: str) -> Iterator[Settings]:
 def produce_toy_run(settings: Settings, tmp_path: Path, run: str = "ops") -> None:
     path = tmp_path / f"{run}.csv"
     path.write_text(MESSAGES)
-    counts = produce_file(settings, path, run, redis_url=settings.redis_url, warn_idle_queues=False)
+    counts = produce_input(settings, path, run, redis_url=settings.redis_url, warn_idle_queues=False)
     assert counts.enqueued == 5 and counts.batches == 3
 
 

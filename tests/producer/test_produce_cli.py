@@ -1,4 +1,5 @@
-"""`chatlens produce`: bad input, row rejects, counts, idempotence, sampling and the jobs it enqueues."""
+"""`chatlens produce`: row rejects, counts, idempotence, sampling, --out-dir and the jobs it enqueues.
+(Bad input, fed both ways, is tests/producer/test_hostile_input.py's.)"""
 
 from __future__ import annotations
 
@@ -43,32 +44,6 @@ def assert_clean_failure(result, fragment: str, fake_url: str) -> None:
     assert fragment in lines[0]
     assert "Traceback" not in result.output
     assert connect(fake_url).keys("*") == []  # nothing enqueued
-
-
-@pytest.mark.parametrize(
-    ("content", "name", "fragment"),
-    [
-        (None, "missing.csv", "no such file"),
-        (b"", "empty.csv", "empty"),
-        (b"  \n\n", "blank.csv", "empty"),
-        ("conversation_id,message\n1,hé\n".encode("utf-16"), "utf16.csv", "not UTF-8"),
-        ("conversation_id,message\n1,café crème\n2,déjà vu\n".encode("latin-1"), "latin1.csv", "not UTF-8"),
-        (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "image.csv", "not UTF-8"),
-        (b"id,text\n1,hello\n", "columns.csv", "missing column(s) conversation_id, message"),
-        (b"conversation_id,message\n", "header_only.csv", "no rows"),
-        (b'conversation_id,message\n1,"unterminated\n', "broken.csv", "not a valid CSV"),
-        (b"conversation_id,message\n1,a,b,c\n", "ragged.csv", "not a valid CSV"),
-        (b'{"conversation_id": 1, "message": "hi"}\nnot json\n[1]\n', "bad.jsonl", "not valid JSON Lines"),
-        (b"not parquet at all", "bad.parquet", "not a readable Parquet file"),
-    ],
-)
-def test_file_level_problems_exit_2_with_one_line(tmp_path: Path, fake: str, content, name, fragment) -> None:
-    path = tmp_path / name
-    if content is not None:
-        path.write_bytes(content)
-    result = produce(str(path), "--run", "r1", "--redis-url", fake)
-    assert_clean_failure(result, fragment, fake)
-    assert not list(tmp_path.glob("chatlens-rejects-*"))
 
 
 def test_bad_run_name_is_a_user_error(tmp_path: Path, fake: str) -> None:
@@ -225,3 +200,34 @@ def test_stratified_sample_and_split_are_deterministic(tmp_path: Path, fake: str
     assert set(train["message"]).isdisjoint(test["message"])
     stored = connect(fake).hgetall(keys.messages("s0"))
     assert sorted(json.loads(v)["text"] for v in stored.values()) == sorted(test["message"])
+
+
+def test_the_split_written_out_is_the_sample_and_its_test_part_is_what_was_enqueued(
+    tmp_path: Path, fake: str
+) -> None:
+    rows = [(str(i // 4), f"m{i}", ["Happy", "Sad", ""][i % 3]) for i in range(90)]
+    path = write_csv(tmp_path / "m.csv", rows)
+    out_dir = tmp_path / "split"
+    args = ["--sample-frac", "0.5", "--split", "train", "--seed", "1", "--out-dir", str(out_dir)]
+    result = produce(str(path), "--run", "t", "--redis-url", fake, *args)
+    assert result.exit_code == 0, result.output
+    train = pd.read_csv(out_dir / "train.csv", keep_default_na=False, dtype=str)
+    test = pd.read_csv(out_dir / "test.csv", keep_default_na=False, dtype=str)
+    assert list(train.columns) == ["conversation_id", "message", "sentiment"]
+    assert len(train) + len(test) == 45 and set(train["message"]).isdisjoint(test["message"])
+    # 15 rows of each of the 3 strata sampled; round(0.3 * 15) = 4 of each held out for test.
+    assert "not-selected 57 / enqueued 33" in result.output
+    stored = connect(fake).hgetall(keys.messages("t"))
+    assert sorted(json.loads(v)["text"] for v in stored.values()) == sorted(train["message"])
+    assert (train["sentiment"] == "").sum() == 11  # the unlabelled rows are a stratum of their own
+
+
+def test_nothing_is_written_when_redis_is_unreachable(tmp_path: Path, fake: str) -> None:
+    path = write_csv(
+        tmp_path / "m.csv", [("1", f"hello {i}", "Happy") for i in range(10)] + [("1", "x", "Bad")]
+    )
+    out_dir = tmp_path / "out"
+    args = ["--split", "test", "--out-dir", str(out_dir), "--redis-url", "redis://127.0.0.1:1/0"]
+    result = produce(str(path), "--run", "down", *args)
+    assert result.exit_code == 3 and "Traceback" not in result.output, result.output
+    assert not out_dir.exists()

@@ -177,3 +177,19 @@ def test_summarise_unknown_run_is_one_line(fake: str) -> None:
     result = runner.invoke(app, ["summarise", "--run", "nope"])
     assert result.exit_code == 2 and "no run named 'nope'" in result.output
     assert len(result.output.strip().splitlines()) == 1
+
+
+def test_summarise_reads_a_file_as_produce_does(tmp_path: Path, fake: str) -> None:
+    """The same checks and the same rows: a bad file is the same one line; stdin is the file."""
+    empty = tmp_path / "empty.csv"
+    empty.write_bytes(b"")
+    refused = runner.invoke(app, ["summarise", str(empty), "--run", "s"])
+    assert refused.exit_code == 2 and refused.output.strip().splitlines() == [
+        f"error: {empty}: the input is empty; give a header row and at least one message"
+    ]
+    assert connect(fake).keys("*") == []
+    path = write_csv(tmp_path / "m.csv", ROWS)
+    result = runner.invoke(app, ["summarise", "-", "--run", "s"], input=path.read_bytes())
+    assert result.exit_code == 0, result.output
+    assert "read 5 / " in result.output and "(0 batches)" in result.output  # stored, not classified
+    assert {c.conversation_id: len(c.turns) for c in queued_conversations(fake)} == {"a": 3, "b": 2}

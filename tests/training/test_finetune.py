@@ -23,7 +23,7 @@ from chatlens.training import promote as promotion
 from chatlens.training.data import load_split
 from chatlens.training.finetune import FineTuneOptions, finetune, log_and_register
 from eval.metrics import score
-from producer.cli import produce_file
+from producer.pipeline import produce_input
 from tests.helpers import chatlens_cmd, subprocess_env
 
 # A real model, a subprocess or a real redis-server: the full suite only, not `make test-fast`.
@@ -130,7 +130,7 @@ def test_worker_follows_the_moved_alias_between_batches(
                 client.set_registered_model_alias("tiny-ft", "champion", "2")
             path = tmp_path / f"{run}.csv"
             path.write_text("conversation_id,message\n" + "".join(f"1,{text} {i}\n" for i in range(4)))
-            produce_file(Settings(), path, run, redis_url=redis_url, warn_idle_queues=False)
+            produce_input(Settings(), path, run, redis_url=redis_url, warn_idle_queues=False)
             deadline = time.monotonic() + 120
             while connection.hlen(keys.results(run, "finetuned")) < 4:
                 assert worker.poll() is None, worker.stderr.read() if worker.stderr else ""

@@ -14,7 +14,7 @@ from rq import Queue, Retry
 from chatlens.cli.job_functions import JOB_FUNCTIONS
 from chatlens.core import queues as q
 from chatlens.core.settings import Settings
-from producer.cli import produce_file
+from producer.pipeline import produce_input
 from tests.helpers import run_chatlens, subprocess_env
 from tests.worker import slow_classifier
 from worker.dead_letters import failed_jobs, requeue
@@ -39,7 +39,7 @@ def test_poison_jobs_end_in_the_failed_registry_and_come_back_on_requeue(
     )
     path = tmp_path / "m.csv"
     path.write_text("conversation_id,message\n1,first message\n2,second message\n")
-    produce_file(settings, path, "poison", redis_url=redis_url, warn_idle_queues=False)
+    produce_input(settings, path, "poison", redis_url=redis_url, warn_idle_queues=False)
     # A conversation whose record is not a conversation: it raises on every try.
     broken = Queue(q.summarise_queue("extractive"), connection=connection, serializer=q.SERIALIZER).enqueue(
         q.SUMMARISE_JOB,

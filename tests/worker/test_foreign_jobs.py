@@ -21,7 +21,7 @@ from chatlens.cli.job_functions import JOB_FUNCTIONS
 from chatlens.core import keys
 from chatlens.core import queues as q
 from chatlens.core.settings import Settings
-from producer.cli import produce_file
+from producer.pipeline import produce_input
 from tests.helpers import run_chatlens, subprocess_env
 from worker.job import ContextJob
 from worker.runner import create_worker
@@ -52,7 +52,7 @@ def test_foreign_jobs_are_refused_on_every_queue_not_retried_and_the_worker_goes
     )
     path = tmp_path / "m.csv"
     path.write_text("conversation_id,message\n1,I love this\n1,Do you?\n2,It is a table.\n")
-    produce_file(settings, path, "real", redis_url=redis_url, warn_idle_queues=False)
+    produce_input(settings, path, "real", redis_url=redis_url, warn_idle_queues=False)
 
     worker = create_worker(settings, connection, served, threads=1, job_functions=JOB_FUNCTIONS)
     with caplog.at_level(logging.ERROR, logger="chatlens.worker"):

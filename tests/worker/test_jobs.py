@@ -16,7 +16,7 @@ from chatlens.core.connection import FAKE_URL, connect
 from chatlens.core.queues import default_queues
 from chatlens.core.settings import Settings, get_settings
 from chatlens.core.store import RunStore
-from producer.cli import produce_file
+from producer.pipeline import produce_input
 from worker.runner import create_worker
 
 # A real model, a subprocess or a real redis-server: the full suite only, not `make test-fast`.
@@ -36,7 +36,7 @@ def work(connection) -> None:
 
 
 def test_every_message_gets_exactly_one_result(fake) -> None:
-    counts = produce_file(Settings(batch_size=16), EXAMPLE_FILE, "ex", redis_url=FAKE_URL)
+    counts = produce_input(Settings(batch_size=16), EXAMPLE_FILE, "ex", redis_url=FAKE_URL)
     work(fake)
     store = RunStore(fake, 3600)
     predictions = store.predictions("ex", "default")
@@ -49,7 +49,7 @@ def test_every_message_gets_exactly_one_result(fake) -> None:
 def test_a_retried_batch_leaves_one_result_per_message(fake, tmp_path: Path) -> None:
     path = tmp_path / "m.csv"
     path.write_text("conversation_id,message\n" + "".join(f"1,message number {i}\n" for i in range(5)))
-    produce_file(Settings(batch_size=5), path, "retry", redis_url=FAKE_URL)
+    produce_input(Settings(batch_size=5), path, "retry", redis_url=FAKE_URL)
     queue = Queue("classify-default", connection=fake, serializer=JSONSerializer)
     (job,) = queue.get_jobs()
     # The same batch again, as a retry after a crash between the write and the job's completion.
@@ -71,7 +71,7 @@ def test_a_bad_message_is_recorded_and_the_rest_go_on(fake, tmp_path: Path, monk
     monkeypatch.setattr(MiniLMClassifier, "predict", fragile)
     path = tmp_path / "m.csv"
     path.write_text("conversation_id,message\n1,fine one\n1,BOOM\n1,fine two\n2,fine three\n")
-    produce_file(Settings(batch_size=10), path, "bad", redis_url=FAKE_URL)
+    produce_input(Settings(batch_size=10), path, "bad", redis_url=FAKE_URL)
     work(fake)
     store = RunStore(fake, 3600)
     assert store.result_count("bad", "default") == 3

@@ -23,7 +23,7 @@ from chatlens.cli.job_functions import JOB_FUNCTIONS
 from chatlens.core import keys
 from chatlens.core import queues as q
 from chatlens.core.settings import Settings
-from producer.cli import produce_file
+from producer.pipeline import produce_input
 from tests.helpers import subprocess_env
 from tests.redis_harness import durable_server
 from tests.worker import slow_classifier
@@ -53,7 +53,7 @@ def produce(redis_url: str, tmp_path: Path, run: str, batches: int) -> None:
     path = tmp_path / "m.csv"
     path.write_text("conversation_id,message\n" + "".join(f"{i},message {i}\n" for i in range(batches * 2)))
     settings = Settings(classifiers=["slow"], summarise=False, batch_size=2)
-    counts = produce_file(settings, path, run, redis_url=redis_url, warn_idle_queues=False)
+    counts = produce_input(settings, path, run, redis_url=redis_url, warn_idle_queues=False)
     assert counts.batches == batches
 
 

@@ -13,7 +13,7 @@ from chatlens.core import keys
 from chatlens.core.errors import ChatlensError
 from chatlens.core.queues import default_queues
 from chatlens.core.settings import Settings
-from producer.cli import produce_file
+from producer.pipeline import produce_input
 from worker.runner import create_worker
 
 pytestmark = pytest.mark.slow
@@ -32,7 +32,7 @@ def test_a_registered_toy_classifier_runs_through_a_real_worker(
     path = tmp_path / "m.csv"
     path.write_text("conversation_id,message\n1,I love it\n1,What about you?\n2,It is a table.\n")
     settings = Settings(redis_url=redis_url, classifiers=["toy"], summarise=False)
-    counts = produce_file(settings, path, "toy-run", redis_url=redis_url, warn_idle_queues=False)
+    counts = produce_input(settings, path, "toy-run", redis_url=redis_url, warn_idle_queues=False)
     assert counts.enqueued == 3
     connection = redis.Redis.from_url(redis_url)
     assert create_worker(settings, connection, default_queues(settings)).work(burst=True)
@@ -48,5 +48,5 @@ def test_an_unknown_classifier_is_refused_before_anything_is_enqueued(redis_url:
     with pytest.raises(
         ChatlensError, match=r"unknown classifier 'nope'; known: default, .*CHATLENS_CLASSIFIERS"
     ):
-        produce_file(settings, path, "r", redis_url=redis_url)
+        produce_input(settings, path, "r", redis_url=redis_url)
     assert redis.Redis.from_url(redis_url).dbsize() == 0

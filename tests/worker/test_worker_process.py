@@ -11,7 +11,7 @@ import redis
 
 from chatlens.core import keys
 from chatlens.core.settings import Settings
-from producer.cli import produce_file
+from producer.pipeline import produce_input
 from tests.helpers import subprocess_env
 
 # A real model, a subprocess or a real redis-server: the full suite only, not `make test-fast`.
@@ -21,7 +21,7 @@ pytestmark = pytest.mark.slow
 def test_one_model_load_for_many_jobs(redis_url: str, tmp_path: Path) -> None:
     path = tmp_path / "m.csv"
     path.write_text("conversation_id,message\n" + "".join(f"{i % 4},message number {i}\n" for i in range(60)))
-    counts = produce_file(Settings(batch_size=3), path, "loads", redis_url=redis_url)
+    counts = produce_input(Settings(batch_size=3), path, "loads", redis_url=redis_url)
     assert counts.batches == 20
     proc = subprocess.run(
         [sys.executable, "-m", "worker", "--burst", "--threads", "1", "--log-level", "WARNING"],
