@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -16,9 +17,10 @@ from redis import Redis
 from rq import Queue
 
 from chatlens.core import keys, queues
+from chatlens.core.message_stats import MessageStats
 from chatlens.core.schemas import Conversation
 from chatlens.core.settings import Settings
-from chatlens.core.store import MessageStats, RunStore
+from chatlens.core.store import RunStore
 from producer.cleaning import Ready
 from producer.enqueue import classify_targets, enqueue_classify_jobs, job_options
 from producer.summaries import summary_jobs
@@ -76,8 +78,10 @@ class BatchWriter:
         # Batches of similar length pad little; the sort is within the group (a stream has no "all").
         new.sort(key=lambda m: len(m[3]))
         stats = MessageStats()
+        per_conversation: Counter[str] = Counter()
         encoded: dict[str, str] = {}
         for mid, cid, position, text, label in new:
+            per_conversation[cid] += 1
             # The Message record's JSON, written directly: one encoder call per string, no model object.
             encoded[mid] = (
                 f'{{"id":"{mid}","conversation_id":{_encode(cid)},"position":{position},'
@@ -89,7 +93,7 @@ class BatchWriter:
             for i in range(0, len(new), size)
         ]
         with self.connection.pipeline() as pipe:
-            self.store.add_new_messages(pipe, self.run, encoded, stats)
+            self.store.add_new_messages(pipe, self.run, encoded, stats, per_conversation)
             enqueue_classify_jobs(pipe, self.targets, self.run, payloads, self.options)
             pipe.execute()
         self.totals.enqueued += len(new)

@@ -6,11 +6,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 
+from chatlens.core.message_stats import MessageStats
 from chatlens.core.schemas import Message
-from chatlens.core.store import MessageStats, RunStore
+from chatlens.core.store import RunStore
 
 ROOT = Path(__file__).resolve().parent.parent
 # ../shared/data beside the checkout: read-only data for tests that need the real corpus.
@@ -38,10 +40,12 @@ def store_messages(store: RunStore, run: str, messages: Iterable[Message]) -> No
     """Messages stored as the producer's `BatchWriter` stores them: `RunStore.add_new_messages`, with
     their share of the run's stats."""
     stats = MessageStats()
+    per_conversation: Counter[str] = Counter()
     encoded: dict[str, str] = {}
     for m in messages:
         stats.add(m.id, m.label)
+        per_conversation[m.conversation_id] += 1
         encoded[m.id] = m.model_dump_json()
     with store.redis.pipeline() as pipe:
-        store.add_new_messages(pipe, run, encoded, stats)
+        store.add_new_messages(pipe, run, encoded, stats, per_conversation)
         pipe.execute()

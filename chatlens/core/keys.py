@@ -73,6 +73,12 @@ def models(run: str) -> str:
     return f"{PREFIX}:run:{run}:models"  # set: names of the models that wrote results
 
 
+def conversations(run: str) -> str:
+    # hash: conversation id -> messages of it stored in the run, kept as messages are added: what a
+    # summary must cover (a summary with fewer turns is stale) and the summaries a run expects
+    return f"{PREFIX}:run:{run}:conversations"
+
+
 def summaries(run: str) -> str:
     return f"{PREFIX}:run:{run}:summaries"  # hash: conversation id -> Summary JSON
 

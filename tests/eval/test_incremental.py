@@ -11,7 +11,7 @@ from collections import Counter
 import pytest
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
 
-from chatlens.core import store as store_module
+from chatlens.core import run_reader
 from chatlens.core.labels import LABELS
 from chatlens.core.schemas import Message, Prediction
 from chatlens.core.store import RunStore
@@ -46,7 +46,7 @@ def test_scores_from_counts_are_sklearns() -> None:
 
 @pytest.fixture
 def run(fake_redis, monkeypatch: pytest.MonkeyPatch) -> RunStore:  # type: ignore[no-untyped-def]
-    monkeypatch.setattr(store_module, "_SCAN_CHUNK", 7)  # many chunks for a small run
+    monkeypatch.setattr(run_reader, "_SCAN_CHUNK", 7)  # many chunks for a small run
     store = RunStore(fake_redis, 3600)
     rng = random.Random(5)
     messages = [
