@@ -133,9 +133,11 @@ class SentinelGroup:
                 primary_port=primary.port,
                 primary_password=self.password,
                 **self._sentinel_options,
-            ).start()
+            )
             for i in range(self.sentinel_count)
         ]
+        for sentinel in self.sentinels:
+            sentinel.start()
         self._wait_ready(primary, replicas)
         return self
 
