@@ -159,7 +159,7 @@ def _sentinel_problem(exc: redis.RedisError, parsed: SentinelUrl, url: str, show
     hosts = parsed.shown_hosts
     if isinstance(exc, MasterNotFoundError):
         lowered = detail.lower()
-        if any(word in lowered for word in ("password", "noauth", "wrongpass", "auth")):
+        if any(word in lowered for word in ("invalid password", "noauth", "wrongpass", "authentication")):
             return (
                 f"the sentinels at {hosts} refused the password ({detail}); set "
                 "CHATLENS_REDIS_SENTINEL_PASSWORD to their requirepass (the URL's password is the primary's)"
