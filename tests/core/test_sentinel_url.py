@@ -3,6 +3,9 @@ sentinels nobody listens on as one line (exit 3), the password masked everywhere
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import fakeredis
 import pytest
 
 from chatlens.bench.redis_server import free_port
@@ -94,14 +97,14 @@ def test_sentinels_nobody_listens_on_are_one_line_exit_3_without_the_password() 
     assert "cannot reach any sentinel" in message and "127.0.0.1" in message
 
 
-def test_tls_files_with_a_plain_sentinel_url_are_refused(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_tls_files_with_a_plain_sentinel_url_are_refused(tmp_path: Path) -> None:
     ca = tmp_path / "ca.pem"
     ca.write_text("x")
     with pytest.raises(ChatlensError, match="not a rediss\\+sentinel:// URL"):
         connect("redis+sentinel://127.0.0.1:1/svc", ca_file=ca)
 
 
-def test_a_lone_redis_is_never_waited_for(fake_redis) -> None:  # type: ignore[no-untyped-def]
+def test_a_lone_redis_is_never_waited_for(fake_redis: fakeredis.FakeRedis) -> None:
     ack = ReplicaAck(fake_redis)
     assert ack.wanted() == 0
     ack.write(lambda pipe: pipe.set("k", "v"), "a write")
