@@ -177,15 +177,20 @@ def test_the_new_primary_holds_the_acknowledged_prefix_and_lost_jobs_come_back(
     assert "stranded-job sweep: re-enqueued 1" in log and taken.decode() in log
 
 
-def test_a_producer_stream_goes_on_across_a_failover_and_exits_0(group: SentinelGroup, tmp_path: Path) -> None:
+def test_a_producer_stream_goes_on_across_a_failover_and_exits_0(
+    group: SentinelGroup, tmp_path: Path
+) -> None:
     env = subprocess_env(CHATLENS_REDIS_URL=group.url, CHATLENS_SUMMARISE="false")
     producer = subprocess.Popen(
         chatlens_cmd("produce", "-", "--run", "live", "--flush-ms", "100"),
-        env=env, cwd=tmp_path, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=env, cwd=tmp_path, text=True,
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     )  # fmt: skip
     assert producer.stdin is not None and producer.stdout is not None and producer.stderr is not None
     client = connect(group.url)
-    rows = [json.dumps({"conversation_id": str(i % 7), "message": f"streamed message {i}"}) for i in range(200)]
+    rows = [
+        json.dumps({"conversation_id": str(i % 7), "message": f"streamed message {i}"}) for i in range(200)
+    ]
     try:
         assert producer.stderr.readline().startswith("reading stdin")
         for i, row in enumerate(rows):
