@@ -10,6 +10,10 @@ answers as one) and how long until the stored count grew again, the drain after 
 producer's exit code.
 
     .venv/bin/python scripts/fault_drill.py --sentinel --file ../shared/data/topical-chat-sample/test.csv
+
+`--wait-cost` instead measures what WAIT costs the producer: the same file produced (no workers, no
+summaries) into the same group with WAIT (the default: the one replica) and without
+(CHATLENS_REDIS_WAIT_REPLICAS=0), alternately, `--repeat` times each.
 """
 
 from __future__ import annotations
@@ -131,6 +135,32 @@ def fail_over(group: SentinelGroup, what: str) -> dict[str, float | str]:
     return {"what": what, "failover_s": round(failover_s, 2), "killed_at": killed_at}
 
 
+def wait_cost(file: Path, messages: int, repeat: int) -> None:
+    from chatlens.core.settings import Settings
+    from producer.pipeline import produce_input
+
+    tmp = Path(tempfile.mkdtemp(prefix="chatlens-wait-cost-"))
+    data = tmp / "messages.csv"
+    with data.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=["conversation_id", "message", "sentiment"])
+        writer.writeheader()
+        writer.writerows(stream_rows(file, messages))
+    timings: dict[str, list[float]] = {"wait": [], "no-wait": []}
+    with SentinelGroup(tmp / "redis", password=PASSWORD) as group:
+        for i in range(repeat):
+            for mode, replicas in (("wait", None), ("no-wait", 0)):
+                settings = Settings(redis_url=group.url, summarise=False, redis_wait_replicas=replicas)
+                started = time.perf_counter()
+                counts = produce_input(settings, data, f"cost-{mode}-{i}", warn_idle_queues=False)
+                timings[mode].append(time.perf_counter() - started)
+                assert counts.enqueued == messages, counts
+                connect(group.url).flushdb()
+    for mode, seconds in timings.items():
+        best = min(seconds)
+        every = [round(x, 2) for x in seconds]
+        print(f"{mode:8s} best {best:.2f} s ({messages / best:,.0f} msg/s), all {every}")
+
+
 def main(argv: list[str]) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sentinel", action="store_true")
@@ -141,7 +171,12 @@ def main(argv: list[str]) -> None:
     ap.add_argument("--kill-at", type=float, default=0.4, help="share of the stream sent at the first kill")
     ap.add_argument("--timeout", type=float, default=1800.0, help="give up waiting for the drain")
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--wait-cost", action="store_true", help="measure WAIT's cost to the producer instead")
+    ap.add_argument("--repeat", type=int, default=3, help="with --wait-cost: runs of each")
     args = ap.parse_args(argv)
+    if args.wait_cost:
+        wait_cost(args.file, args.messages, args.repeat)
+        return
     tmp = Path(tempfile.mkdtemp(prefix="chatlens-sentinel-drill-"))
     rows = stream_rows(args.file, args.messages)
     conversations = len({r["conversation_id"] for r in rows})
