@@ -221,6 +221,7 @@ def main(argv: list[str]) -> None:
             time.sleep(2.0)
         drain_s = time.monotonic() - stream_end
         sampler.stop.set()
+        alive = len(workers.alive())
         workers.stop_all()
         producer_log.close()
         said = (tmp / "producer.log").read_text(errors="replace")
@@ -238,7 +239,7 @@ def main(argv: list[str]) -> None:
             "drain_after_stream_s": round(drain_s, 1),
             "producer_exit": code,
             "producer_said": said.strip().splitlines()[-1] if said.strip() else "",
-            "workers_alive_at_end": len(workers.alive()),
+            "workers_alive_at_end": alive,
         }
     if args.json:
         print(json.dumps(figures, indent=2))
