@@ -7,9 +7,10 @@ from pathlib import Path
 
 import fakeredis
 import pytest
+from redis.sentinel import Sentinel, SentinelConnectionPool
 
 from chatlens.bench.redis_server import free_port
-from chatlens.core.connection import connect
+from chatlens.core.connection import connect, failover_retry, with_socket_timeout
 from chatlens.core.errors import ChatlensError, ServiceUnavailable
 from chatlens.core.redact import redact_url
 from chatlens.core.replication import ReplicaAck
@@ -109,3 +110,15 @@ def test_a_lone_redis_is_never_waited_for(fake_redis: fakeredis.FakeRedis) -> No
     assert ack.wanted() == 0
     ack.write(lambda pipe: pipe.set("k", "v"), "a write")
     assert fake_redis.get("k") == b"v" and ack.resends == 0
+
+
+def test_a_worker_s_longer_socket_timeout_keeps_a_sentinel_client_following_the_sentinels() -> None:
+    sentinel = Sentinel([("127.0.0.1", free_port())])
+    client = sentinel.master_for("svc", socket_timeout=5, retry=failover_retry(3))
+    longer = with_socket_timeout(client, 70)
+    pool = longer.connection_pool
+    assert isinstance(pool, SentinelConnectionPool) and pool.service_name == "svc"
+    assert pool.sentinel_manager is sentinel and pool.connection_kwargs["socket_timeout"] == 70
+    old_proxy = client.connection_pool.connection_kwargs["connection_pool"]
+    assert pool.connection_kwargs["connection_pool"] is not old_proxy  # its own, which knows its pool
+    assert with_socket_timeout(longer, 60) is longer  # long enough already
