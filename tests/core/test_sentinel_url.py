@@ -122,3 +122,17 @@ def test_a_worker_s_longer_socket_timeout_keeps_a_sentinel_client_following_the_
     old_proxy = client.connection_pool.connection_kwargs["connection_pool"]
     assert pool.connection_kwargs["connection_pool"] is not old_proxy  # its own, which knows its pool
     assert with_socket_timeout(longer, 60) is longer  # long enough already
+
+
+def test_redis_py_still_has_the_transaction_step_ack_pipeline_extends() -> None:
+    """AckPipeline sends WAIT from inside redis-py's private `Pipeline._execute_transaction` (the one
+    place holding the EXEC's connection): an upgrade that renames it must fail here, not silently."""
+    import inspect
+
+    from redis.client import Pipeline
+
+    from chatlens.core.replication import AckPipeline
+
+    parameters = list(inspect.signature(Pipeline._execute_transaction).parameters)
+    assert parameters == ["self", "connection", "commands", "raise_on_error"]
+    assert "_execute_transaction" in AckPipeline.__dict__
