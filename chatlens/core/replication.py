@@ -130,7 +130,8 @@ class ReplicaAck:
                 pipe.execute()
                 if self.confirmed(pipe):
                     return value
-                acked, wanted = pipe.acked, pipe.replicas  # type: ignore[attr-defined]
+                acked = getattr(pipe, "acked", None)
+                wanted = getattr(pipe, "replicas", self.replicas)
             if attempt < self.attempts:
                 self.resends += 1
                 time.sleep(RESEND_PAUSE_S)
