@@ -39,4 +39,4 @@ $(VENV)/.docs-installed: $(VENV)/.installed
 
 # The site: strict, so a broken link, a missing page or a failing reference generator fails the build.
 docs: $(VENV)/.docs-installed
-	$(PY) -m mkdocs build --strict --site-dir site
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict --site-dir site
