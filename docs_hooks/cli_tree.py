@@ -100,7 +100,7 @@ def _default(param: Any) -> str:
     if default is None or default == () or default == []:
         help_text = getattr(param, "help", None) or ""
         found = re.search(r"\\?\[default: ([^\]]*)\]", help_text)
-        return _escape(found.group(1)) if found else "–"
+        return _escape(found.group(1)) if found else "-"
     if isinstance(default, bool) and _is_option(param) and param.secondary_opts:
         return f"`{param.opts[0] if default else param.secondary_opts[0]}`"
     if isinstance(default, enum.Enum):
@@ -113,7 +113,8 @@ def _default(param: Any) -> str:
 def _annotation_name(annotation: Any) -> str:
     origin = typing.get_origin(annotation)
     if origin in (typing.Union, types.UnionType):
-        return " or ".join(_annotation_name(arg) for arg in typing.get_args(annotation) if arg is not type(None))
+        members = [arg for arg in typing.get_args(annotation) if arg is not type(None)]
+        return " or ".join(_annotation_name(arg) for arg in members)
     if origin in (list, tuple, set):
         args = typing.get_args(annotation)
         return _annotation_name(args[0]) if args else "text"

@@ -29,7 +29,7 @@ FALLBACK_DESCRIPTIONS = {
     "classifiers": "classifiers the producer fans every micro-batch out to (`a,b` or a JSON list)",
     "inference_batch_size": "forward-pass batch inside a micro-batch",
     "job_timeout_s": "RQ job timeout of a classify or summary job",
-    "retry_intervals_s": "RQ `Retry` backoff of a failing job, one entry per retry (`5,30,120` or a JSON list)",
+    "retry_intervals_s": "RQ `Retry` backoff of a failing job, one entry per retry (`5,30,120` or JSON)",
     "maintenance_interval_s": "how often a worker runs RQ's registry maintenance (RQ's default is 600)",
     "execution_ttl_s": "a running job's heartbeat TTL: silent this long, its worker is taken for dead",
     "reclaim_interval_s": "how often (one worker at a time) dead workers' jobs are re-enqueued",
@@ -41,7 +41,7 @@ FALLBACK_DESCRIPTIONS = {
     "emotion_mapping": "go_emotions label -> chatlens label (JSON object); the other labels are dropped",
     "emotion_batch_size": "messages per forward pass of the emotion classifier",
     "eval_queue": "queue of the nightly evaluation job",
-    "nightly_cron": "when the nightly evaluation runs; rq cron reads it in the scheduler's local time (use TZ=UTC)",
+    "nightly_cron": "when the nightly evaluation runs, in the scheduler's local time (run it with TZ=UTC)",
     "reports_dir": "where `chatlens eval` (by default) and the nightly job write their reports",
     "summary_references": "reference summaries (JSON list) that `eval` scores a run's summaries against, "
     "where conversation ids match",
@@ -163,7 +163,8 @@ def markdown() -> str:
     out: list[str] = []
     long_defaults: list[tuple[str, str]] = []
     for section in sections:
-        out += [f"## {section.title}", "", "| variable | type | default | what it does |", "| --- | --- | --- | --- |"]
+        out += [f"## {section.title}", "", "| variable | type | default | what it does |"]
+        out += ["| --- | --- | --- | --- |"]
         for name in section.fields:
             info = fields[name]
             envs = " or ".join(f"`{env}`" for env in env_names(name, info))
@@ -180,10 +181,11 @@ def markdown() -> str:
             text = info.description or FALLBACK_DESCRIPTIONS.get(name) or notes.get(name, "")
             if text != notes.get(name) and name in notes:
                 text += f". {notes[name]}"
-            out.append(f'| <span id="{env_names(name, info)[0]}"></span>{envs} | {kind} | {default_cell} | {_cell(text)} |')
+            anchor = f'<span id="{env_names(name, info)[0]}"></span>'  # link as configuration.md#CHATLENS_X
+            out.append(f"| {anchor}{envs} | {kind} | {default_cell} | {_cell(text)} |")
         out.append("")
     if long_defaults:
-        out += ['## Long defaults {#long-defaults}', ""]
+        out += ["## Long defaults {#long-defaults}", ""]
         for env, shown in long_defaults:
             out += [f"`{env}`:", "", "```json", shown, "```", ""]
     return "\n".join(out)
