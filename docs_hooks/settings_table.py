@@ -18,7 +18,7 @@ from pydantic_core import PydanticUndefined
 from chatlens.core.settings import Settings
 
 ENV_PREFIX = "CHATLENS_"
-_LONG_DEFAULT = 48  # characters; a longer default is shown below the table, not in a cell
+_LONG_DEFAULT = 34  # characters; a longer default is shown below the table, not in a cell
 
 # What the page says for the fields that were declared before every setting had to carry a description.
 # Only for fields without one: tests/docs/test_docs_drift.py fails once a field here gains a description
@@ -95,6 +95,8 @@ def sections_and_notes() -> tuple[list[Section], dict[str, str]]:
         starts_section = bool(above) and index >= 0 and not lines[index].strip()
         if starts_section:
             title = re.split(r"[:;] ", _comment_text(above[:1]), maxsplit=1)[0].rstrip(".")
+            if len(title) > 40:  # a sentence, not a heading: "Reference summaries that `eval` scores ..."
+                title = re.split(r" (?:that|which|where|when) |, ", title, maxsplit=1)[0]
             if "_" not in title.split(" ")[0]:
                 title = title[:1].upper() + title[1:]
             sections.append(Section(title.replace("<", "&lt;").replace(">", "&gt;")))
@@ -163,8 +165,8 @@ def markdown() -> str:
     out: list[str] = []
     long_defaults: list[tuple[str, str]] = []
     for section in sections:
-        out += [f"## {section.title}", "", "| variable | type | default | what it does |"]
-        out += ["| --- | --- | --- | --- |"]
+        out += [f"## {section.title}", "", "| variable and type | default | what it does |"]
+        out += ["| --- | --- | --- |"]
         for name in section.fields:
             info = fields[name]
             envs = " or ".join(f"`{env}`" for env in env_names(name, info))
@@ -182,7 +184,7 @@ def markdown() -> str:
             if text != notes.get(name) and name in notes:
                 text += f". {notes[name]}"
             anchor = f'<span id="{env_names(name, info)[0]}"></span>'  # link as configuration.md#CHATLENS_X
-            out.append(f"| {anchor}{envs} | {kind} | {default_cell} | {_cell(text)} |")
+            out.append(f"| {anchor}{envs}<br>{kind} | {default_cell} | {_cell(text)} |")
         out.append("")
     if long_defaults:
         out += ["## Long defaults {#long-defaults}", ""]
