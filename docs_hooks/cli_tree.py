@@ -100,7 +100,11 @@ def _default(param: Any) -> str:
     if default is None or default == () or default == []:
         help_text = getattr(param, "help", None) or ""
         found = re.search(r"\\?\[default: ([^\]]*)\]", help_text)
-        return _escape(found.group(1)) if found else "-"
+        if found:
+            return _escape(found.group(1))
+        # "flush a partial batch after this long [300]": the default comes from the matching setting
+        from_setting = re.search(r"\[([^\]]+)\]\s*$", help_text)
+        return f"{_escape(from_setting.group(1))} (setting)" if from_setting else "-"
     if isinstance(default, bool) and _is_option(param) and param.secondary_opts:
         return f"`{param.opts[0] if default else param.secondary_opts[0]}`"
     if isinstance(default, enum.Enum):
