@@ -83,6 +83,29 @@ def test_every_chatlens_variable_is_a_setting() -> None:
     assert not wrong, "\n".join(wrong)
 
 
+_QUOTED_DEFAULT = re.compile(r"`(CHATLENS_[A-Z0-9_]+)`(?:,| \()\s*([0-9][0-9,]*(?:\.[0-9]+)?)(?:\s+(days?))?")
+
+
+def test_a_default_quoted_beside_a_setting_is_its_default() -> None:
+    """`CHATLENS_EXECUTION_TTL_S` (20 s): prose that quotes a default says the one the code has."""
+    defaults = {
+        settings_table.env_names(name, info)[0]: settings_table.default_value(info)
+        for name, info in Settings.model_fields.items()
+    }
+    wrong = []
+    for path in doc_files():
+        for snippet in prose_lines(path):
+            for name, number, unit in _QUOTED_DEFAULT.findall(snippet.text):
+                default = defaults.get(name)
+                if isinstance(default, bool) or not isinstance(default, (int, float)):
+                    continue  # a list, a string, unset: not quoted as one number
+                quoted = float(number.replace(",", "")) * (86_400 if unit else 1)
+                if quoted != default:
+                    said = f"{number} {unit}".strip()
+                    wrong.append(f"{snippet.where()}: {name} quoted as {said}; its default is {default}")
+    assert not wrong, "\n".join(wrong)
+
+
 def command_lines(snippet: Snippet) -> Iterator[list[str]]:
     """The words after each `chatlens` (or `python -m chatlens`, `.venv/bin/chatlens`) in a line of code,
     up to the end of the shell command."""
