@@ -1,6 +1,6 @@
 """Crash recovery, Redis restarts and graceful shutdown, with real worker processes on a real redis-server.
 
-The worker processes serve the slow toy classifier (tests/worker/slow_classifier.py, 4 s a batch), so a
+The worker processes serve the slow toy classifier (tests/fixtures/slow_classifier.py, 4 s a batch), so a
 test can kill, stop or cut off a worker in the middle of a batch.
 """
 
@@ -24,9 +24,9 @@ from chatlens.core import keys
 from chatlens.core import queues as q
 from chatlens.core.settings import Settings
 from producer.pipeline import produce_input
+from tests.fixtures import slow_classifier
 from tests.helpers import subprocess_env
 from tests.redis_harness import durable_server
-from tests.worker import slow_classifier
 from worker.dead_letters import failed_jobs, requeue
 from worker.job import ContextJob
 from worker.recovery import RECLAIMS, reclaim
@@ -59,7 +59,7 @@ def produce(redis_url: str, tmp_path: Path, run: str, batches: int) -> None:
 
 def start_worker(redis_url: str, name: str, log: Path, **env: str) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "tests.worker.slow_classifier", "--queue", QUEUE, "--name", name],
+        [sys.executable, "-m", "tests.fixtures.slow_classifier", "--queue", QUEUE, "--name", name],
         env=subprocess_env(CHATLENS_REDIS_URL=redis_url, CHATLENS_CLASSIFIERS="slow", **FAST_RECOVERY, **env),
         stdout=log.open("w"),
         stderr=subprocess.STDOUT,
