@@ -1,9 +1,10 @@
-"""Helpers the tests share: running `chatlens` in its own process, where the data lives, and messages
-stored as the producer stores them."""
+"""Helpers the tests share: running `chatlens` in its own process, where the data lives, messages
+stored as the producer stores them, and reading a /metrics page."""
 
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from collections import Counter
@@ -49,3 +50,10 @@ def store_messages(store: RunStore, run: str, messages: Iterable[Message]) -> No
     with store.redis.pipeline() as pipe:
         store.add_new_messages(pipe, run, encoded, stats, per_conversation)
         pipe.execute()
+
+
+def metric_sample(text: str, name: str, labels: str = "") -> float:
+    """The value of series `name{labels}` in a Prometheus /metrics page."""
+    match = re.search(rf"^{re.escape(name)}{re.escape(labels)} (\S+)$", text, re.MULTILINE)
+    assert match, f"{name}{labels} not in /metrics"
+    return float(match.group(1))

@@ -14,8 +14,7 @@ import redis
 
 from chatlens.cli.demo import EXAMPLE_FILE
 from chatlens.core.store import RunStore
-from tests.backends.tiny_generators import save_tiny_bart_cnn
-from tests.backends.tiny_mlx import save_tiny_llama
+from tests.fixtures.tiny_models import save_tiny_bart_cnn, save_tiny_mlx_llama
 from tests.helpers import run_chatlens, subprocess_env
 
 pytestmark = pytest.mark.slow
@@ -24,7 +23,7 @@ BACKENDS: dict[str, tuple[Callable[[Path], Path] | None, dict[str, str]]] = {
     "extractive": (None, {}),
     "transformers": (save_tiny_bart_cnn, {"CHATLENS_SUMMARY_MAX_NEW_TOKENS": "16", "CHATLENS_DEVICE": "cpu"}),
     "mlx": (
-        save_tiny_llama,
+        save_tiny_mlx_llama,
         {"CHATLENS_SUMMARY_ALLOW_MLX_CPU": "1", "CHATLENS_SUMMARY_MAX_NEW_TOKENS": "16"},
     ),
 }
@@ -60,7 +59,9 @@ def test_summaries_flow_through_the_backend_queue(redis_url: str, tmp_path: Path
 
 
 def test_an_mlx_worker_refuses_to_start_off_apple_silicon(redis_url: str, tmp_path: Path) -> None:
-    env = subprocess_env(CHATLENS_REDIS_URL=redis_url, CHATLENS_SUMMARY_MODEL=str(save_tiny_llama(tmp_path)))
+    env = subprocess_env(
+        CHATLENS_REDIS_URL=redis_url, CHATLENS_SUMMARY_MODEL=str(save_tiny_mlx_llama(tmp_path))
+    )
     proc = run_chatlens("worker", "--queue", "summarise-mlx", "--burst", env=env, timeout=300)
     assert proc.returncode == 2, proc.stderr
     lines = proc.stderr.strip().splitlines()

@@ -11,7 +11,7 @@ import redis
 
 from chatlens.cli.demo import EXAMPLE_FILE
 from chatlens.core import keys
-from tests.backends.tiny_models import save_tiny_bart_mnli, save_tiny_roberta_go_emotions
+from tests.fixtures.tiny_models import save_tiny_bart_mnli, save_tiny_roberta_go_emotions
 from tests.helpers import chatlens_cmd, run_chatlens, subprocess_env
 
 # A real model, a subprocess or a real redis-server: the full suite only, not `make test-fast`.

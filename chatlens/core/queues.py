@@ -22,8 +22,8 @@ SUMMARISE_PREFIX = "summarise-"
 
 # The producer enqueues by these names: a producer host has no torch and must not import worker/, and this
 # layer imports nothing above it. tests/core/test_job_functions.py checks each against `job_name` of the
-# real function. SUMMARISE_JOB stays allowed after the producer moved the extractive backend to
-# SUMMARISE_MANY_JOB: jobs queued by an older producer must run.
+# real function. SUMMARISE_JOB (one conversation a job) is what the producer enqueues for a generative
+# backend; SUMMARISE_MANY_JOB (several) is for the backends in BATCHED_SUMMARY_BACKENDS.
 CLASSIFY_JOB = "worker.jobs.classify_batch"
 SUMMARISE_JOB = "worker.jobs.summarise_conversation"
 SUMMARISE_MANY_JOB = "worker.jobs.summarise_conversations"
@@ -36,10 +36,10 @@ def job_name(func: Callable[..., object]) -> str:
 
 
 # Backends that get several conversations per job (settings.summary_job_conversations): the extractive
-# summariser embeds all their sentences in one length-sorted encoder pass, 1.73x faster than one call per
-# conversation. The generative backends (llamacpp, mlx, transformers) stay at one conversation per job:
-# they take seconds to minutes per conversation, so one per job keeps a job within its timeout and a
-# retry small.
+# summariser embeds all their sentences in one length-sorted encoder pass, faster than one call per
+# conversation (README, the extractive summariser's speed table). The generative backends (llamacpp, mlx,
+# transformers) stay at one conversation per job: they take seconds to minutes per conversation, so one
+# per job keeps a job within its timeout and a retry small.
 BATCHED_SUMMARY_BACKENDS: frozenset[str] = frozenset({"extractive"})
 
 

@@ -29,7 +29,8 @@ from eval.evaluate import evaluate_run
 from eval.export import result_records, write_records
 from eval.tracking import quiet_mlflow
 from producer.pipeline import produce_input
-from tests.backends.tiny_mpnet import NAME, install_pieces, save_tiny_mpnet
+from tests.fixtures.model_pieces import NAME, install_pieces
+from tests.fixtures.tiny_models import save_tiny_mpnet
 from tests.helpers import run_chatlens, subprocess_env
 from worker.runner import create_worker
 

@@ -23,7 +23,7 @@ from chatlens.backends.catalog import CATALOG, PinnedModel, Source, fetch, resol
 from chatlens.cli.app import app
 from chatlens.core.errors import ChatlensError
 from chatlens.core.settings import get_settings
-from tests.backends.tiny_mpnet import install_dists, piece_path, single_file_model, zip_dir
+from tests.fixtures.model_pieces import install_dists, piece_path, single_file_model, zip_dir
 from tests.helpers import ROOT
 
 KEPT = ("config.json", "weights.bin", "sub/tokenizer.json")

@@ -9,10 +9,11 @@ import torch
 
 from chatlens.backends.classifier import CLASSIFIERS
 from chatlens.backends.classifiers.emotion import EmotionClassifier, map_scores, mapping_matrix
+from chatlens.bench.speed import GO_EMOTIONS
 from chatlens.core.errors import ChatlensError
 from chatlens.core.labels import LABELS
 from chatlens.core.settings import Settings
-from tests.backends.tiny_models import GO_EMOTIONS, save_tiny_roberta_go_emotions
+from tests.fixtures.tiny_models import save_tiny_roberta_go_emotions
 
 # A real model, a subprocess or a real redis-server: the full suite only, not `make test-fast`.
 pytestmark = pytest.mark.slow

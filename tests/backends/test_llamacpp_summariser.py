@@ -12,7 +12,7 @@ from chatlens.backends.summarisers.generative import INSTRUCTION, INSTRUCTIONS
 from chatlens.core.errors import ChatlensError
 from chatlens.core.queues import summarise_queue
 from chatlens.core.settings import Settings
-from tests.backends.tiny_generators import LLAMA_POSITIONS, messages
+from tests.fixtures.tiny_models import LLAMA_POSITIONS, example_messages, save_tiny_gguf
 
 # A real model and its embedded server: the full suite only, not `make test-fast`.
 pytestmark = pytest.mark.slow
@@ -21,7 +21,6 @@ pytest.importorskip("xllamacpp")
 pytest.importorskip("gguf")
 
 from chatlens.backends.summarisers.llamacpp import LlamaCppSummariser  # noqa: E402
-from tests.scripts.tiny_gguf import save_tiny_gguf  # noqa: E402
 
 MAX_NEW = 8
 END = "<|end|>"  # the tiny template's end-of-turn token, which also ends generation
@@ -59,7 +58,7 @@ def test_budget_is_the_context_less_the_prompt_and_the_output(summariser: LlamaC
 def test_a_long_conversation_is_map_reduced_and_every_call_fits(
     summariser: LlamaCppSummariser, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    turns = messages()
+    turns = example_messages()
     assert summariser.count(conversation_text(turns)) > summariser.budget  # it cannot fit in one call
     seen: list[int] = []
     generate = summariser.generate

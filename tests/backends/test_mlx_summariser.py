@@ -18,8 +18,12 @@ from chatlens.backends.summarisers.mlx import (
 )
 from chatlens.core.errors import ChatlensError
 from chatlens.core.settings import get_settings
-from tests.backends.tiny_generators import save_tiny_llama_chat
-from tests.backends.tiny_mlx import CONTEXT, example_messages, save_tiny_llama
+from tests.fixtures.tiny_models import (
+    MLX_CONTEXT,
+    example_messages,
+    save_tiny_llama_chat,
+    save_tiny_mlx_llama,
+)
 
 # A real model, a subprocess or a real redis-server: the full suite only, not `make test-fast`.
 pytestmark = pytest.mark.slow
@@ -36,7 +40,7 @@ def offline(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture(scope="module")
 def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return save_tiny_llama(tmp_path_factory.mktemp("tiny-llama"))
+    return save_tiny_mlx_llama(tmp_path_factory.mktemp("tiny-llama"))
 
 
 @pytest.fixture(scope="module")
@@ -134,7 +138,7 @@ def test_strip_specials_drops_trailing_special_tokens_and_space() -> None:
 def test_loads_and_generates_with_token_counts(summariser: MLXSummariser, tiny_dir: Path) -> None:
     assert summariser.backend == "mlx"
     assert summariser.model_id == str(tiny_dir)
-    assert 8 <= summariser.budget < CONTEXT - MAX_NEW
+    assert 8 <= summariser.budget < MLX_CONTEXT - MAX_NEW
     result = summariser.summarise(example_messages()[:4])
     assert result.text and result.text == result.text.strip()
     assert "<|eot_id|>" not in result.text[-12:]
@@ -190,11 +194,11 @@ def test_a_conversation_longer_than_the_context_is_chunked_not_cut(
 
     monkeypatch.setattr(mlx_lm, "stream_generate", spy)
     turns = example_messages() * 3
-    assert summariser.count("\n".join(turns)) > 10 * CONTEXT
+    assert summariser.count("\n".join(turns)) > 10 * MLX_CONTEXT
     result = summariser.summarise(turns)
     assert result.calls == len(prompts) > 1
     assert result.text
-    assert max(prompts) + MAX_NEW <= CONTEXT  # every call fits the model's positions
+    assert max(prompts) + MAX_NEW <= MLX_CONTEXT  # every call fits the model's positions
     assert result.input_tokens == sum(prompts) > summariser.count("\n".join(turns))
     assert 0 < result.output_tokens <= MAX_NEW * result.calls
 
@@ -203,7 +207,7 @@ def test_a_conversation_longer_than_the_context_is_chunked_not_cut(
 def test_context_tokens_setting_narrows_the_budget(tiny_dir: Path) -> None:
     narrow = MLXSummariser(str(tiny_dir), max_new_tokens=MAX_NEW, context_tokens=150)
     wide = MLXSummariser(str(tiny_dir), max_new_tokens=MAX_NEW)
-    assert narrow.budget == wide.budget - (CONTEXT - MAX_NEW - 150)
+    assert narrow.budget == wide.budget - (MLX_CONTEXT - MAX_NEW - 150)
     # A setting above the model's context is capped by it: positions past it were never trained.
     assert MLXSummariser(str(tiny_dir), max_new_tokens=MAX_NEW, context_tokens=10_000).budget == wide.budget
 
@@ -263,11 +267,10 @@ def test_a_llama_saved_by_transformers_gives_the_same_logits_on_mlx(tmp_path: Pa
 @pytest.mark.slow
 def test_the_same_model_writes_the_same_summary_on_both_backends(tmp_path: Path) -> None:
     from chatlens.backends.summarisers.transformers import HFSummariser
-    from tests.backends.tiny_generators import messages
 
     directory = save_tiny_llama_chat(tmp_path / "hf-llama", rope_theta=500_000.0)
     check_mlx_platform(allow_cpu=True)
-    turns = messages()[:3]
+    turns = example_messages()[:3]
     on_torch = HFSummariser(str(directory), max_new_tokens=MAX_NEW).summarise(turns)
     on_mlx = MLXSummariser(str(directory), max_new_tokens=MAX_NEW).summarise(turns)
     assert on_mlx.text == on_torch.text  # one line on both: the HF backend joins whitespace too

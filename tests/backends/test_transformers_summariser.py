@@ -13,10 +13,10 @@ from chatlens.backends.summariser import conversation_text
 from chatlens.backends.summarisers.transformers import HFSummariser
 from chatlens.core.errors import ChatlensError
 from chatlens.core.settings import Settings
-from tests.backends.tiny_generators import (
+from tests.fixtures.tiny_models import (
     BART_POSITIONS,
     LLAMA_POSITIONS,
-    messages,
+    example_messages,
     save_tiny_bart_cnn,
     save_tiny_llama_chat,
 )
@@ -24,7 +24,7 @@ from tests.backends.tiny_generators import (
 # A real model, a subprocess or a real redis-server: the full suite only, not `make test-fast`.
 pytestmark = pytest.mark.slow
 
-TURNS = messages()[:24]
+TURNS = example_messages()[:24]
 
 
 @pytest.fixture(autouse=True)

@@ -12,7 +12,7 @@ from chatlens.backends.classifiers.zeroshot import ZeroShotClassifier, entailmen
 from chatlens.core.errors import ChatlensError
 from chatlens.core.labels import LABELS
 from chatlens.core.settings import Settings
-from tests.backends.tiny_models import save_tiny_bart_mnli
+from tests.fixtures.tiny_models import save_tiny_bart_mnli
 
 # A real model, a subprocess or a real redis-server: the full suite only, not `make test-fast`.
 pytestmark = pytest.mark.slow

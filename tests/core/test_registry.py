@@ -82,7 +82,7 @@ def test_checking_names_imports_no_backend() -> None:
 
 def test_a_missing_dependency_is_one_line_naming_the_extra() -> None:
     registry: Registry[object] = Registry("thing", "CHATLENS_THINGS", "chatlens.test-things")
-    registry.add("needs", "tests.core.needs_missing_package:build")
+    registry.add("needs", "tests.fixtures.needs_missing_package:build")
     with pytest.raises(
         ChatlensError, match=r"needs the Python package 'surely_not_installed_pkg'.*chatlens\[worker\]"
     ):

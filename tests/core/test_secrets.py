@@ -15,7 +15,7 @@ from chatlens.core.connection import connect, connect_settings
 from chatlens.core.errors import ChatlensError, ServiceUnavailable
 from chatlens.core.redact import redact_text, redact_url
 from chatlens.core.settings import Settings, get_settings
-from tests.core.tls_certs import TlsFiles, make_ca, make_tls_files
+from tests.fixtures.tls_certs import TlsFiles, make_ca, make_tls_files
 from tests.helpers import run_chatlens, subprocess_env
 from tests.redis_harness import RedisServer, ServerTls
 

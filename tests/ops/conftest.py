@@ -1,4 +1,4 @@
-"""The toy-backend settings fixture of tests/ops (helpers in tests/ops/toy_run.py)."""
+"""The toy-backend settings fixture of tests/ops (helpers in tests/fixtures/toy_run.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from chatlens.core.settings import Settings
-from tests.ops.toy_run import toy_settings_for
+from tests.fixtures.toy_run import toy_settings_for
 
 
 @pytest.fixture

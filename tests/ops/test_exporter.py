@@ -11,8 +11,8 @@ import redis
 from chatlens.core import keys
 from chatlens.core.settings import Settings
 from chatlens.ops.exporter import serve
-from tests.ops.toy_run import free_port, produce_toy_run
-from tests.worker.test_metrics import sample
+from tests.fixtures.toy_run import free_port, produce_toy_run
+from tests.helpers import metric_sample
 from worker.runner import create_worker
 
 pytestmark = pytest.mark.slow
@@ -30,18 +30,18 @@ def test_exporter_gauges_follow_redis(toy_settings: Settings, redis_url: str, tm
     server = serve(connection, toy_settings, port, runs=3, address="127.0.0.1")
     try:
         text = scrape(port)
-        assert sample(text, "chatlens_queue_depth", '{queue="classify-toy"}') == 3
-        assert sample(text, "chatlens_workers", '{queue="classify-toy"}') == 0
-        assert sample(text, "chatlens_run_messages", '{run="ops"}') == 5
+        assert metric_sample(text, "chatlens_queue_depth", '{queue="classify-toy"}') == 3
+        assert metric_sample(text, "chatlens_workers", '{queue="classify-toy"}') == 0
+        assert metric_sample(text, "chatlens_run_messages", '{run="ops"}') == 5
         create_worker(toy_settings, connection, ["classify-toy"]).work(burst=True, logging_level="WARNING")
         text = scrape(port)
     finally:
         server.shutdown()
         server.server_close()
-    assert sample(text, "chatlens_queue_depth", '{queue="classify-toy"}') == connection.llen(
+    assert metric_sample(text, "chatlens_queue_depth", '{queue="classify-toy"}') == connection.llen(
         "rq:queue:classify-toy"
     )
-    assert sample(text, "chatlens_queue_failed", '{queue="classify-toy"}') == 0
-    assert sample(text, "chatlens_run_results", '{model="toy",run="ops"}') == connection.hlen(
+    assert metric_sample(text, "chatlens_queue_failed", '{queue="classify-toy"}') == 0
+    assert metric_sample(text, "chatlens_run_results", '{model="toy",run="ops"}') == connection.hlen(
         keys.results("ops", "toy")
     )

@@ -13,8 +13,8 @@ from chatlens.core import keys
 from chatlens.core.schemas import LastEval
 from chatlens.core.settings import Settings
 from chatlens.ops.status import gather_status, messages_per_s
+from tests.fixtures.toy_run import enqueue_broken_batch, produce_toy_run
 from tests.helpers import run_chatlens, subprocess_env
-from tests.ops.toy_run import enqueue_broken_batch, produce_toy_run
 from worker.runner import create_worker
 
 pytestmark = pytest.mark.slow

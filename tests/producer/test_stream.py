@@ -219,7 +219,7 @@ def with_toy(imports: str, command: str) -> str:
     """A chatlens command in a process that registered the toy classifier first (as a user's plugin)."""
     return (
         "import sys, typer; from chatlens.backends.classifier import CLASSIFIERS; "
-        f"CLASSIFIERS.add('toy', 'tests.worker.toy_classifier:build'); {imports}; typer.run({command})"
+        f"CLASSIFIERS.add('toy', 'tests.fixtures.toy_classifier:build'); {imports}; typer.run({command})"
     )
 
 

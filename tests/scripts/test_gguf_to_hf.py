@@ -29,7 +29,7 @@ def convert(*args: str) -> subprocess.CompletedProcess[str]:
 @pytest.fixture(scope="module")
 def converted(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """(the converted directory, the HF directory the GGUF file was written from)."""
-    from tests.scripts.tiny_gguf import save_tiny_gguf
+    from tests.fixtures.tiny_models import save_tiny_gguf
 
     directory = tmp_path_factory.mktemp("gguf")
     gguf_file, hf_dir = save_tiny_gguf(directory)
@@ -66,11 +66,11 @@ def test_both_generative_backends_load_it_and_agree(converted: tuple[Path, Path]
     pytest.importorskip("mlx_lm")
     from chatlens.backends.summarisers.mlx import MLXSummariser, check_mlx_platform
     from chatlens.backends.summarisers.transformers import HFSummariser
-    from tests.backends.tiny_generators import messages
+    from tests.fixtures.tiny_models import example_messages
 
     out, _ = converted
     check_mlx_platform(allow_cpu=True)
-    turns = messages()[:3]
+    turns = example_messages()[:3]
     on_torch = HFSummariser(str(out), max_new_tokens=12).summarise(turns)
     on_mlx = MLXSummariser(str(out), max_new_tokens=12).summarise(turns)
     assert on_torch.text and on_mlx.text == on_torch.text

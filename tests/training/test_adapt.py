@@ -16,7 +16,7 @@ from chatlens.cli.demo import EXAMPLE_FILE
 from chatlens.core.errors import ChatlensError
 from chatlens.training.adapt import AdaptOptions, adapt
 from chatlens.training.data import load_split
-from tests.backends.tiny_mpnet import save_tiny_mpnet
+from tests.fixtures.tiny_models import save_tiny_mpnet
 
 pytestmark = pytest.mark.slow  # a real (tiny) model trained end to end
 

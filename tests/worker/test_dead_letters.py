@@ -15,8 +15,8 @@ from chatlens.cli.job_functions import JOB_FUNCTIONS
 from chatlens.core import queues as q
 from chatlens.core.settings import Settings
 from producer.pipeline import produce_input
+from tests.fixtures import slow_classifier
 from tests.helpers import run_chatlens, subprocess_env
-from tests.worker import slow_classifier
 from worker.dead_letters import failed_jobs, requeue
 from worker.job import ContextJob
 from worker.runner import create_worker

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import urllib.request
 from pathlib import Path
 
@@ -13,16 +12,11 @@ import redis
 
 from chatlens.core import keys
 from chatlens.core.settings import Settings
-from tests.ops.toy_run import free_port, produce_toy_run, toy_settings_for
+from tests.fixtures.toy_run import free_port, produce_toy_run, toy_settings_for
+from tests.helpers import metric_sample
 from worker.logs import JsonFormatter, PerJobToDebug
 from worker.metrics import WorkerMetrics
 from worker.runner import create_worker
-
-
-def sample(text: str, name: str, labels: str = "") -> float:
-    match = re.search(rf"^{re.escape(name)}{re.escape(labels)} (\S+)$", text, re.MULTILINE)
-    assert match, f"{name}{labels} not in /metrics"
-    return float(match.group(1))
 
 
 @pytest.mark.slow
@@ -45,12 +39,12 @@ def check_worker_metrics(toy_settings: Settings, tmp_path: Path) -> None:
         worker.context.metrics.close()
     written = connection.hlen(keys.results("ops", "toy"))
     assert written == 5
-    assert sample(text, "chatlens_messages_classified_total", '{model="toy"}') == written
-    assert sample(text, "chatlens_message_errors_total", '{model="toy"}') == 0
-    assert sample(text, "chatlens_batch_seconds_count", '{model="toy"}') == 3
-    assert sample(text, "chatlens_batch_size_sum") == 5
-    assert sample(text, "chatlens_model_loads_total", '{model="toy"}') == 1
-    assert sample(text, "chatlens_worker_rss_bytes") > 10 * 1024 * 1024
+    assert metric_sample(text, "chatlens_messages_classified_total", '{model="toy"}') == written
+    assert metric_sample(text, "chatlens_message_errors_total", '{model="toy"}') == 0
+    assert metric_sample(text, "chatlens_batch_seconds_count", '{model="toy"}') == 3
+    assert metric_sample(text, "chatlens_batch_size_sum") == 5
+    assert metric_sample(text, "chatlens_model_loads_total", '{model="toy"}') == 1
+    assert metric_sample(text, "chatlens_worker_rss_bytes") > 10 * 1024 * 1024
 
 
 def test_progress_line_every_interval(caplog: pytest.LogCaptureFixture) -> None:

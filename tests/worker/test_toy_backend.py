@@ -21,7 +21,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture
 def toy_registered() -> Iterator[None]:
-    CLASSIFIERS.add("toy", "tests.worker.toy_classifier:build")  # the one registration line
+    CLASSIFIERS.add("toy", "tests.fixtures.toy_classifier:build")  # the one registration line
     yield
     CLASSIFIERS._factories.pop("toy")
 
