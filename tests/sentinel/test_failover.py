@@ -1,7 +1,7 @@
 """Redis Sentinel with a real primary, replica and three sentinels: a failover mid-batch, a producer
 stream across one, what the new primary holds, a WAIT that times out, and the connection failures.
 
-Workers serve the slow toy classifier (tests/worker/slow_classifier.py, 4 s a batch), so that a primary
+Workers serve the slow toy classifier (tests/fixtures/slow_classifier.py, 4 s a batch), so that a primary
 can die in the middle of a batch.
 """
 
@@ -29,8 +29,7 @@ from chatlens.core.replication import ReplicaAck, ReplicationTimeout
 from chatlens.core.settings import Settings
 from producer.pipeline import produce_input
 from tests.helpers import chatlens_cmd, run_chatlens, subprocess_env
-from tests.sentinel.conftest import PASSWORD
-from tests.worker import slow_classifier
+from tests.fixtures import slow_classifier
 
 QUEUE = "classify-slow"
 FAST_RECOVERY = {  # seconds, not the production 20 s + 5 s and 60 s + 30 s
@@ -58,7 +57,7 @@ def produce(url: str, tmp_path: Path, run: str, batches: int) -> None:
 
 def start_worker(url: str, name: str, log: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [sys.executable, "-m", "tests.worker.slow_classifier", "--queue", QUEUE, "--name", name],
+        [sys.executable, "-m", "tests.fixtures.slow_classifier", "--queue", QUEUE, "--name", name],
         env=subprocess_env(CHATLENS_REDIS_URL=url, CHATLENS_CLASSIFIERS="slow", **FAST_RECOVERY),
         stdout=log.open("w"),
         stderr=subprocess.STDOUT,
@@ -125,7 +124,7 @@ def test_a_worker_rides_a_failover_mid_batch_with_its_model_still_loaded(
     assert [n for k, n in loads.items() if k.endswith(":slow")] == [1], loads  # loaded once, kept
     assert Queue(QUEUE, connection=client, serializer=q.SERIALIZER).failed_job_registry.count == 0
     log = (tmp_path / "w.log").read_text()
-    assert "Traceback" not in log and PASSWORD not in log
+    assert "Traceback" not in log and str(group.password) not in log
 
 
 def test_the_new_primary_holds_the_acknowledged_prefix_and_lost_jobs_come_back(
@@ -209,7 +208,7 @@ def test_a_producer_stream_goes_on_across_a_failover_and_exits_0(
     out = producer.stdout.read() + producer.stderr.read()
     assert "read 200 / " in out and "enqueued 200" in out and "Traceback" not in out, out
     assert client.hlen(keys.messages("live")) == 200
-    assert failover_s < 30 and PASSWORD not in out
+    assert failover_s < 30 and str(group.password) not in out
 
 
 def test_a_wait_that_times_out_is_sent_again_then_the_producer_stops_with_exit_3(
@@ -240,20 +239,20 @@ def test_a_wait_that_times_out_is_sent_again_then_the_producer_stops_with_exit_3
     assert done.returncode == 3, out
     errors = [line for line in out.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "replica(s) acknowledged" in errors[0], out
-    assert "Traceback" not in out and PASSWORD not in out
+    assert "Traceback" not in out and str(group.password) not in out
     # Once the replica is back, the same write is acknowledged at once.
     ReplicaAck(client, timeout_ms=5_000, attempts=1).write(lambda pipe: pipe.set("test:k", "v"), "again")
 
 
 def test_a_wrong_password_or_service_is_one_line_exit_3_without_the_password(group: SentinelGroup) -> None:
-    wrong = group.url.replace(PASSWORD, "not-the-Pa55")
+    wrong = group.url.replace(str(group.password), "not-the-Pa55")
     with pytest.raises(ServiceUnavailable) as raised:
         connect(wrong)
     assert "authentication failed" in str(raised.value) and "not-the-Pa55" not in str(raised.value)
     unknown = group.url.replace("/chatlens/", "/nosuch/")
     with pytest.raises(ServiceUnavailable, match="know no primary named 'nosuch'") as raised:
         connect(unknown)
-    assert PASSWORD not in str(raised.value)
+    assert str(group.password) not in str(raised.value)
     done = run_chatlens("failed", env=subprocess_env(CHATLENS_REDIS_URL=wrong), timeout=120)
     lines = (done.stdout + done.stderr).strip().splitlines()
     assert done.returncode == 3 and len(lines) == 1 and "not-the-Pa55" not in lines[0], lines
