@@ -28,8 +28,8 @@ from chatlens.core.errors import ServiceUnavailable
 from chatlens.core.replication import ReplicaAck, ReplicationTimeout
 from chatlens.core.settings import Settings
 from producer.pipeline import produce_input
-from tests.helpers import chatlens_cmd, run_chatlens, subprocess_env
 from tests.fixtures import slow_classifier
+from tests.helpers import chatlens_cmd, run_chatlens, subprocess_env
 
 QUEUE = "classify-slow"
 FAST_RECOVERY = {  # seconds, not the production 20 s + 5 s and 60 s + 30 s
