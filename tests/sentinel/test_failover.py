@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 import redis
 from rq import Queue
+from rq.utils import as_text
 
 from chatlens.bench.redis_sentinel import SentinelGroup
 from chatlens.core import keys
@@ -120,7 +121,7 @@ def test_a_worker_rides_a_failover_mid_batch_with_its_model_still_loaded(
     finally:
         stop(worker)
     assert failover_s < 30
-    loads = {k.decode(): int(v) for k, v in client.hgetall(keys.MODEL_LOADS).items()}
+    loads = {as_text(k): int(v) for k, v in client.hgetall(keys.MODEL_LOADS).items()}
     assert [n for k, n in loads.items() if k.endswith(":slow")] == [1], loads  # loaded once, kept
     assert Queue(QUEUE, connection=client, serializer=q.SERIALIZER).failed_job_registry.count == 0
     log = (tmp_path / "w.log").read_text()
@@ -135,8 +136,9 @@ def test_the_new_primary_holds_the_acknowledged_prefix_and_lost_jobs_come_back(
     client = connect(url)
     queue = Queue(QUEUE, connection=client, serializer=q.SERIALIZER)
     # A worker took a job off its queue and died before it started it: in no list, the sweep's to find.
-    taken = client.lpop(queue.key)
-    assert taken is not None
+    popped = client.lpop(queue.key)
+    assert isinstance(popped, bytes)
+    taken = popped.decode()
     first = start_worker(url, "first", tmp_path / "first.log")
     second = None
     try:
@@ -173,7 +175,7 @@ def test_the_new_primary_holds_the_acknowledged_prefix_and_lost_jobs_come_back(
                 stop(proc)
     log = (tmp_path / "second.log").read_text()
     assert f"reclaimed job {running}" in log
-    assert "stranded-job sweep: re-enqueued 1" in log and taken.decode() in log
+    assert "stranded-job sweep: re-enqueued 1" in log and taken in log
 
 
 def test_a_producer_stream_goes_on_across_a_failover_and_exits_0(
