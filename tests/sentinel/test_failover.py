@@ -27,7 +27,9 @@ from chatlens.core import queues as q
 from chatlens.core.connection import connect
 from chatlens.core.errors import ServiceUnavailable
 from chatlens.core.replication import ReplicaAck, ReplicationTimeout
+from chatlens.core.schemas import Prediction
 from chatlens.core.settings import Settings
+from chatlens.core.store import RunStore
 from producer.pipeline import produce_input
 from tests.fixtures import slow_classifier
 from tests.helpers import chatlens_cmd, run_chatlens, subprocess_env
@@ -228,6 +230,14 @@ def test_a_wait_that_times_out_is_sent_again_then_the_producer_stops_with_exit_3
             ack.write(lambda pipe: pipe.set("test:k", "v"), "a test write")
         assert ack.resends == 2 and time.monotonic() - started >= 0.6
         assert "0 of 1 replica(s)" in str(raised.value) and raised.value.exit_code == 3
+        # A worker's results wait the same way: its job cannot finish (RQ would retry it).
+        store = RunStore(client, 3600, ReplicaAck(client, timeout_ms=200, attempts=1))
+        prediction = Prediction(
+            message_id="m1", model="slow", model_version="1", label="Neutral", confidence=0.5,
+            batch_size=1, batch_latency_ms=1.0, worker="w",
+        )  # fmt: skip
+        with pytest.raises(ReplicationTimeout, match="results of 1 messages for slow"):
+            store.write_results("w", "slow", [prediction], [])
         env = subprocess_env(
             CHATLENS_REDIS_URL=group.url,
             CHATLENS_SUMMARISE="false",
