@@ -127,6 +127,21 @@ def _connect_sentinel(
             f"TLS files are set but {shown} is not a rediss+sentinel:// URL; use "
             "rediss+sentinel://host:26379,host:26379/SERVICE"
         )
+    sentinel, connection = sentinel_client(parsed, tls, failover_s, sentinel_password)
+    try:
+        # Without the client's retries first: unreachable sentinels are one line now, not after failover_s.
+        sentinel.discover_master(parsed.service)
+        connection.ping()
+    except redis.RedisError as exc:
+        raise ServiceUnavailable(_sentinel_problem(exc, parsed, url, shown)) from None
+    return connection
+
+
+def sentinel_client(
+    parsed: SentinelUrl, tls: dict[str, str], failover_s: float, sentinel_password: str | None
+) -> tuple[Sentinel, redis.Redis]:
+    """The sentinels, and a client of the primary they name (not yet connected). With rediss+sentinel://
+    both speak TLS with the same CA and client certificate."""
     ssl: dict[str, Any] = {"ssl": True, **tls} if parsed.tls else {}
     # Sentinels are asked once each, quickly: master discovery moves on to the next one by itself.
     sentinel = Sentinel(
@@ -145,13 +160,7 @@ def _connect_sentinel(
         retry=failover_retry(failover_s),
         **ssl,
     )
-    try:
-        # Without the client's retries first: unreachable sentinels are one line now, not after failover_s.
-        sentinel.discover_master(parsed.service)
-        connection.ping()
-    except redis.RedisError as exc:
-        raise ServiceUnavailable(_sentinel_problem(exc, parsed, url, shown)) from None
-    return connection
+    return sentinel, connection
 
 
 def _sentinel_problem(exc: redis.RedisError, parsed: SentinelUrl, url: str, shown: str) -> str:

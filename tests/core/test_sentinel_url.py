@@ -7,10 +7,11 @@ from pathlib import Path
 
 import fakeredis
 import pytest
-from redis.sentinel import Sentinel, SentinelConnectionPool
+from redis.connection import SSLConnection
+from redis.sentinel import Sentinel, SentinelConnectionPool, SentinelManagedSSLConnection
 
 from chatlens.bench.redis_server import free_port
-from chatlens.core.connection import connect, failover_retry, with_socket_timeout
+from chatlens.core.connection import connect, failover_retry, sentinel_client, with_socket_timeout
 from chatlens.core.errors import ChatlensError, ServiceUnavailable
 from chatlens.core.redact import redact_url
 from chatlens.core.replication import ReplicaAck
@@ -136,3 +137,20 @@ def test_redis_py_still_has_the_transaction_step_ack_pipeline_extends() -> None:
     parameters = list(inspect.signature(Pipeline._execute_transaction).parameters)
     assert parameters == ["self", "connection", "commands", "raise_on_error"]
     assert "_execute_transaction" in AckPipeline.__dict__
+
+
+def test_a_rediss_sentinel_url_speaks_tls_to_the_sentinels_and_the_primary(tmp_path: Path) -> None:
+    parsed = parse_sentinel_url(f"rediss+sentinel://alice:{PASSWORD}@127.0.0.1:26379/svc/2")
+    tls = {"ssl_ca_certs": str(tmp_path / "ca.pem")}
+    sentinel, client = sentinel_client(parsed, tls, failover_s=3, sentinel_password="sentinel-pw")
+    pool = client.connection_pool
+    assert issubclass(pool.connection_class, SentinelManagedSSLConnection)
+    kwargs = pool.connection_kwargs
+    assert (kwargs["username"], kwargs["password"], kwargs["db"]) == ("alice", PASSWORD, 2)
+    assert kwargs["ssl_ca_certs"] == tls["ssl_ca_certs"]
+    (one,) = sentinel.sentinels
+    sentinel_kwargs = one.connection_pool.connection_kwargs
+    assert sentinel_kwargs["password"] == "sentinel-pw"
+    assert sentinel_kwargs["ssl_ca_certs"] == tls["ssl_ca_certs"]
+    assert issubclass(one.connection_pool.connection_class, SSLConnection)
+    assert kwargs["retry"].get_retries() == 5  # failover_s + 2 tries, about failover_s of sleep
