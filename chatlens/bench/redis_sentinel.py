@@ -16,13 +16,14 @@ timeouts are short by default, so that a failover takes seconds, not the minutes
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 import redis
 
-from chatlens.bench.redis_server import HOST, RedisServer
+from chatlens.bench.redis_server import HOST, RedisServer, ServerTls
 from chatlens.core.errors import ServiceUnavailable
 
 SERVICE = "chatlens"
@@ -40,16 +41,34 @@ class RedisSentinel(RedisServer):
         primary_password: str | None = None,
         down_after_ms: int = 1_000,
         failover_timeout_ms: int = 5_000,
+        tls: ServerTls | None = None,
+        tls_client: TlsClient | None = None,
     ) -> None:
-        super().__init__(data_dir=data_dir)
+        super().__init__(data_dir=data_dir, tls=tls)
+        self.tls_client = tls_client
         self.service, self.primary_port, self.primary_password = service, primary_port, primary_password
         self.down_after_ms, self.failover_timeout_ms = down_after_ms, failover_timeout_ms
 
     def _command(self) -> list[str]:
         conf = self.data_dir / "sentinel.conf"
         if not conf.exists():
-            lines = [
-                f"port {self.port}",
+            lines = [f"port {self.port}"]
+            if self.tls is not None:  # TLS only, and TLS to the primary and replicas (tls-replication)
+                lines = [
+                    "port 0",
+                    f"tls-port {self.port}",
+                    f"tls-cert-file {self.tls.cert_file}",
+                    f"tls-key-file {self.tls.key_file}",
+                    f"tls-ca-cert-file {self.tls.ca_file}",
+                    f"tls-auth-clients {'yes' if self.tls.auth_clients else 'no'}",
+                    "tls-replication yes",
+                ]
+                if self.tls_client is not None:
+                    lines += [
+                        f"tls-client-cert-file {self.tls_client.cert_file}",
+                        f"tls-client-key-file {self.tls_client.key_file}",
+                    ]
+            lines += [
                 f"bind {HOST}",
                 f"dir {self.data_dir}",
                 f"sentinel monitor {self.service} {HOST} {self.primary_port} 2",
@@ -62,10 +81,21 @@ class RedisSentinel(RedisServer):
             conf.write_text("\n".join(lines) + "\n")
         return [str(conf), "--sentinel"]
 
+    def ssl(self) -> dict[str, Any]:
+        return _ssl(self.tls, self.tls_client)
+
     def primary_address(self) -> tuple[str, int] | None:
-        with redis.Redis(HOST, self.port, socket_timeout=1, socket_connect_timeout=1) as client:
+        with redis.Redis(HOST, self.port, socket_timeout=1, socket_connect_timeout=1, **self.ssl()) as client:
             address: Any = client.execute_command("SENTINEL", "GET-MASTER-ADDR-BY-NAME", self.service)
         return (address[0].decode(), int(address[1])) if address else None
+
+
+@dataclass(frozen=True)
+class TlsClient:
+    """The certificate a node or sentinel shows when it connects to another (and a test client)."""
+
+    cert_file: Path
+    key_file: Path
 
 
 class SentinelGroup:
@@ -84,15 +114,26 @@ class SentinelGroup:
         down_after_ms: int = 1_000,
         failover_timeout_ms: int = 5_000,
         ready_timeout_s: float = 30.0,
+        tls: ServerTls | None = None,
+        tls_client: TlsClient | None = None,
     ) -> None:
         self.data_dir, self.service, self.password = data_dir, service, password
         self.ready_timeout_s = ready_timeout_s
-        auth = ("--masterauth", password) if password is not None else ()
+        self.tls, self.tls_client = tls, tls_client
+        args: tuple[str, ...] = ("--masterauth", password) if password is not None else ()
+        if tls is not None:
+            args += ("--tls-replication", "yes")
+            if tls_client is not None:
+                args += ("--tls-client-cert-file", str(tls_client.cert_file))
+                args += ("--tls-client-key-file", str(tls_client.key_file))
         self.nodes = [
-            RedisServer(data_dir=data_dir / f"node{i}", password=password, aof=aof, args=auth)
+            RedisServer(data_dir=data_dir / f"node{i}", password=password, aof=aof, args=args, tls=tls)
             for i in range(1 + replicas)
         ]
-        self._sentinel_options = {"down_after_ms": down_after_ms, "failover_timeout_ms": failover_timeout_ms}
+        self._sentinel_options: dict[str, Any] = {
+            "down_after_ms": down_after_ms, "failover_timeout_ms": failover_timeout_ms,
+            "tls": tls, "tls_client": tls_client,
+        }  # fmt: skip
         self.sentinel_count = sentinels
         self.sentinels: list[RedisSentinel] = []
 
@@ -105,7 +146,8 @@ class SentinelGroup:
     def url_for(self, db: int) -> str:
         auth = f":{self.password}@" if self.password is not None else ""
         hosts = ",".join(f"{HOST}:{s.port}" for s in self.sentinels)
-        return f"redis+sentinel://{auth}{hosts}/{self.service}/{db}"
+        scheme = "rediss+sentinel" if self.tls is not None else "redis+sentinel"
+        return f"{scheme}://{auth}{hosts}/{self.service}/{db}"
 
     def primary(self) -> RedisServer:
         """The node a running sentinel names as the primary."""
@@ -116,7 +158,11 @@ class SentinelGroup:
         raise ServiceUnavailable(f"the sentinels name port {port}, which is no node of this group")
 
     def client(self, node: RedisServer) -> redis.Redis:
-        return redis.Redis(HOST, node.port, password=self.password, socket_timeout=5)
+        return redis.Redis(HOST, node.port, password=self.password, socket_timeout=5, **self.ssl())
+
+    def ssl(self) -> dict[str, Any]:
+        """redis-py's TLS arguments for a client of this group's nodes and sentinels ({} without TLS)."""
+        return _ssl(self.tls, self.tls_client)
 
     # -- the processes ------------------------------------------------------------------------------
 
@@ -218,13 +264,20 @@ class SentinelGroup:
                 if client.info("replication").get("master_link_status") != "up":
                     return False
         for sentinel in self.sentinels:
-            with redis.Redis(HOST, sentinel.port, socket_timeout=1) as client:
+            with redis.Redis(HOST, sentinel.port, socket_timeout=1, **self.ssl()) as client:
                 state: Any = client.sentinel_master(self.service)
                 if int(state["num-slaves"]) < len(replicas):
                     return False
                 if int(state["num-other-sentinels"]) < len(self.sentinels) - 1:
                     return False
         return True
+
+
+def _ssl(tls: ServerTls | None, client: TlsClient | None) -> dict[str, Any]:
+    if tls is None:
+        return {}
+    files = {"ssl_certfile": str(client.cert_file), "ssl_keyfile": str(client.key_file)} if client else {}
+    return {"ssl": True, "ssl_ca_certs": str(tls.ca_file), **files}
 
 
 def _without_replicaof(args: tuple[str, ...]) -> list[str]:

@@ -21,7 +21,8 @@ import redis
 from rq import Queue
 from rq.utils import as_text
 
-from chatlens.bench.redis_sentinel import SentinelGroup
+from chatlens.bench.redis_sentinel import SentinelGroup, TlsClient
+from chatlens.bench.redis_server import ServerTls
 from chatlens.core import keys
 from chatlens.core import queues as q
 from chatlens.core.connection import connect
@@ -32,6 +33,7 @@ from chatlens.core.settings import Settings
 from chatlens.core.store import RunStore
 from producer.pipeline import produce_input
 from tests.fixtures import slow_classifier
+from tests.fixtures.tls_certs import make_tls_files
 from tests.helpers import chatlens_cmd, run_chatlens, subprocess_env
 
 QUEUE = "classify-slow"
@@ -268,3 +270,20 @@ def test_a_wrong_password_or_service_is_one_line_exit_3_without_the_password(gro
     done = run_chatlens("failed", env=subprocess_env(CHATLENS_REDIS_URL=wrong), timeout=120)
     lines = (done.stdout + done.stderr).strip().splitlines()
     assert done.returncode == 3 and len(lines) == 1 and "not-the-Pa55" not in lines[0], lines
+
+
+def test_rediss_sentinel_speaks_tls_to_sentinels_and_primary_through_a_failover(tmp_path: Path) -> None:
+    files = make_tls_files(tmp_path / "tls")
+    tls = ServerTls(cert_file=files.server_cert, key_file=files.server_key, ca_file=files.ca)
+    client_cert = TlsClient(files.client_cert, files.client_key)
+    with SentinelGroup(tmp_path / "redis", password="tls-Pa55", tls=tls, tls_client=client_cert) as tls_group:
+        url = tls_group.url
+        assert url.startswith("rediss+sentinel://")
+        client = connect(url, ca_file=files.ca, cert_file=files.client_cert, key_file=files.client_key)
+        ReplicaAck(client, timeout_ms=5_000).write(lambda pipe: pipe.set("test:tls", "1"), "a TLS write")
+        old = tls_group.kill_primary()
+        assert tls_group.wait_for_failover(old.port) < 30
+        assert client.get("test:tls") == b"1"  # acknowledged, so on the new primary; same client
+        with pytest.raises(ServiceUnavailable) as raised:  # no client certificate: refused, one line
+            connect(url, ca_file=files.ca, failover_s=1)
+        assert "tls-Pa55" not in str(raised.value) and "\n" not in str(raised.value)
