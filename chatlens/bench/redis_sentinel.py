@@ -5,6 +5,8 @@ A sentinel is a `RedisServer` whose command is `redis-server FILE.conf --sentine
 into its data directory on its first start only, since a sentinel rewrites it with what it learns (the
 current primary, the epoch) and a restarted one must remember that. The down-after and failover
 timeouts are short by default, so that a failover takes seconds, not the minutes of Redis's defaults.
+With `tls` every node and sentinel speaks TLS only, to its clients and to each other (`tls-replication`),
+showing `tls_client`'s certificate when it connects; the group's URL is then `rediss+sentinel://`.
 
     with SentinelGroup() as group:        # started: the replica in sync, every sentinel sees the others
         url = group.url                   # redis+sentinel://127.0.0.1:p1,127.0.0.1:p2,127.0.0.1:p3/chatlens
