@@ -14,10 +14,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from redis import Redis
+from redis.client import Pipeline
 from rq import Queue
 
 from chatlens.core import keys, queues
 from chatlens.core.message_stats import MessageStats
+from chatlens.core.replication import ReplicaAck
 from chatlens.core.schemas import Conversation
 from chatlens.core.settings import Settings
 from chatlens.core.store import RunStore
@@ -49,6 +51,7 @@ class BatchWriter:
     ) -> None:
         self.connection, self.settings, self.run = connection, settings, run
         self.store = RunStore(connection, settings.result_ttl_s)
+        self.ack = ReplicaAck.from_settings(connection, settings)
         self.max_queued, self.on_wait = max_queued, on_wait
         self.options = job_options(settings)
         self.targets = classify_targets(connection, settings)
@@ -77,6 +80,25 @@ class BatchWriter:
         self._wait_for_room([q for _, q in self.targets], batches, lengths)
         # Batches of similar length pad little; the sort is within the group (a stream has no "all").
         new.sort(key=lambda m: len(m[3]))
+        sends = 0
+
+        def fill(pipe: Pipeline) -> None:
+            # A re-send (the replicas did not acknowledge the last one) writes only what the primary
+            # lacks: after a failover, what the old primary never passed on.
+            nonlocal sends
+            sends += 1
+            self._fill(pipe, new if sends == 1 else self._missing(new))
+
+        # Counted as enqueued only once the replicas hold it (chatlens/core/replication.py).
+        self.ack.write(fill, f"run {self.run}: a batch of {len(new)} messages")
+        self.totals.enqueued += len(new)
+        if self.targets:  # `summarise FILE` stores messages for no classifier: no micro-batch is enqueued
+            self.totals.batches += batches
+        return new
+
+    def _fill(self, pipe: Pipeline, new: list[Ready]) -> None:
+        """Store `new` and enqueue its micro-batches in `pipe` (one MULTI/EXEC)."""
+        size = self.settings.batch_size
         stats = MessageStats()
         per_conversation: Counter[str] = Counter()
         encoded: dict[str, str] = {}
@@ -92,14 +114,15 @@ class BatchWriter:
             {"run": self.run, "items": [{"id": m[0], "text": m[3]} for m in new[i : i + size]]}
             for i in range(0, len(new), size)
         ]
-        with self.connection.pipeline() as pipe:
-            self.store.add_new_messages(pipe, self.run, encoded, stats, per_conversation)
-            enqueue_classify_jobs(pipe, self.targets, self.run, payloads, self.options)
-            pipe.execute()
-        self.totals.enqueued += len(new)
-        if self.targets:  # `summarise FILE` stores messages for no classifier: no micro-batch is enqueued
-            self.totals.batches += batches
-        return new
+        self.store.add_new_messages(pipe, self.run, encoded, stats, per_conversation)
+        enqueue_classify_jobs(pipe, self.targets, self.run, payloads, self.options)
+        # Always one write, so that the WAIT after it covers everything before it (a re-send may find
+        # nothing missing and still has to learn whether the replicas hold it).
+        pipe.expire(keys.messages(self.run), self.settings.result_ttl_s)
+
+    def _missing(self, group: list[Ready]) -> list[Ready]:
+        flags = self.connection.hmget(keys.messages(self.run), [m[0] for m in group])
+        return [m for m, flag in zip(group, flags, strict=True) if flag is None]
 
     def summarise(self, items: list[Conversation]) -> None:
         if not items:
@@ -107,9 +130,11 @@ class BatchWriter:
         jobs = summary_jobs(self.settings, items, self.settings.summary_backend)
         # The bound is on jobs, and a batched backend's job carries several conversations.
         self._wait_for_room([self.summary_queue], len(jobs), [self.summary_queue.count])
-        with self.connection.pipeline() as pipe:
-            self.summary_queue.enqueue_many(jobs, pipeline=pipe)
-            pipe.execute()
+        # Acknowledged like a batch: a re-send may enqueue a summary twice, which writes it twice, the same.
+        self.ack.write(
+            lambda pipe: self.summary_queue.enqueue_many(jobs, pipeline=pipe),
+            f"run {self.run}: summary jobs for {len(items)} conversations",
+        )
         self.totals.summaries += len(items)
 
     def _wait_for_room(self, targets: list[Queue], adding: int, lengths: list[int]) -> None:

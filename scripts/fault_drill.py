@@ -14,6 +14,7 @@ again by another worker.
     DATA=/work/shared/data/topical-chat-sample
     .venv/bin/python scripts/fault_drill.py --file $DATA/test.csv --kills 20
     .venv/bin/python scripts/fault_drill.py --file $DATA/test.csv --redis-restarts 2
+    .venv/bin/python scripts/fault_drill.py --file $DATA/test.csv --sentinel   # scripts/sentinel_drill.py
 """
 
 from __future__ import annotations
@@ -156,6 +157,11 @@ def unfinished(client: redis.Redis) -> int:
 
 
 def main() -> None:
+    if "--sentinel" in sys.argv[1:]:  # a primary, a replica and three sentinels: its own module
+        import sentinel_drill
+
+        sentinel_drill.main(sys.argv[1:])
+        return
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--file", type=Path, required=True)
     ap.add_argument("--messages", type=int, default=10_000)

@@ -25,6 +25,7 @@ TESTS = Path(__file__).resolve().parent
 SLOW_PATHS = (
     "bench",
     "scripts",
+    "sentinel",
     "training",
     "test_demo.py",
     "test_end_to_end.py",

@@ -4,6 +4,8 @@
   test used, on a private server.
 - `durable_server`: a server with AOF on, to be stopped (SIGTERM), killed -9 and started again on the
   same port and data directory (tests/worker/test_recovery.py, scripts/fault_drill.py).
+- `SentinelGroup` (chatlens.bench.redis_sentinel): a primary, a replica and three sentinels
+  (tests/sentinel/, scripts/fault_drill.py --sentinel).
 - `RedisServer` itself for anything else: a password, TLS, a throw-away server (scripts/scale_check.py).
 
 No pytest here: scripts import this module too.

@@ -23,6 +23,7 @@ from rq.job import Job
 from chatlens.backends.classifier import CLASSIFIERS
 from chatlens.backends.summariser import SUMMARISERS
 from chatlens.core import queues as q
+from chatlens.core.connection import with_socket_timeout
 from chatlens.core.errors import ChatlensError
 from chatlens.core.settings import Settings
 from worker import jobs
@@ -177,13 +178,7 @@ def _with_blocking_timeout(connection: Redis, seconds: float) -> Redis:
     redis-py 8 gives every socket 5 s, and RQ raises that only in the pool's settings, for connections made
     afterwards: the one that answered connect()'s PING kept 5 s, so an idle worker's BLMOVE timed out every
     5 s and RQ backed off (up to a minute) between tries while jobs waited."""
-    pool = connection.connection_pool
-    timeout = pool.connection_kwargs.get("socket_timeout")  # None: redis-py's default, 5 s
-    if timeout is not None and timeout >= seconds:
-        return connection
-    kwargs = {**pool.connection_kwargs, "socket_timeout": seconds}
-    fresh = type(pool)(connection_class=pool.connection_class, max_connections=pool.max_connections, **kwargs)
-    return type(connection)(connection_pool=fresh)
+    return with_socket_timeout(connection, seconds)
 
 
 def _build(

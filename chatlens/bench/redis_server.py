@@ -8,8 +8,9 @@ A server is one `RedisServer`: a port (free, or given), a data directory (a temp
 its options (password, TLS, AOF), and the process. `stop` is what an operator's restart sends (SIGTERM:
 redis-server runs SHUTDOWN and flushes its AOF), `kill9` a crash; `start` again brings the same server
 back on the same port and data directory. A replica is a server with `args=("--replicaof", "127.0.0.1",
-str(primary.port))`; a sentinel (`redis-server FILE.conf --sentinel`) would be a subclass whose
-`_command` writes its config file into the data directory: the process handling here stays the same.
+str(primary.port))`; a sentinel (`redis-server FILE.conf --sentinel`) is a subclass whose `_command`
+writes its config file into the data directory (chatlens/bench/redis_sentinel.py, with `SentinelGroup`:
+a primary, its replicas and three sentinels): the process handling here stays the same.
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 from redis import Redis
 
+from chatlens.core.replication import ReplicaAck
 from chatlens.core.settings import Settings
 from chatlens.core.store import RunStore
 
@@ -21,4 +22,6 @@ class JobContext:
     store: RunStore = field(init=False)
 
     def __post_init__(self) -> None:
-        self.store = RunStore(self.connection, self.settings.result_ttl_s)
+        # A job's results reach the replicas before RQ marks it finished (chatlens/core/replication.py).
+        ack = ReplicaAck.from_settings(self.connection, self.settings)
+        self.store = RunStore(self.connection, self.settings.result_ttl_s, ack)

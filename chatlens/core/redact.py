@@ -6,6 +6,8 @@ from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 MASK = "***"
 # Query arguments that redis-py (and URLs in general) accept as secrets.
+# Schemes whose netloc lists several host:port pairs (chatlens/core/sentinel.py).
+_MULTI_HOST_SCHEMES = frozenset({"redis+sentinel", "rediss+sentinel"})
 _SECRET_QUERY_ARGS = frozenset({"password", "pass", "pwd", "secret", "token", "ssl_password"})
 
 
@@ -14,6 +16,9 @@ def redact_url(url: str) -> str:
 
     A URL that cannot be parsed is masked whole after its scheme, since it may still hold a secret.
     """
+    scheme, sep, rest = url.partition("://")
+    if sep and scheme.lower() in _MULTI_HOST_SCHEMES:
+        return _redact_multi_host(scheme, rest)
     if "://" not in url and "@" in url:  # user:pw@host:6379 with no scheme parses as a path
         return f"{MASK}@{url.rpartition('@')[2]}"
     try:
@@ -44,6 +49,18 @@ def redact_url(url: str) -> str:
         else urlunsplit(parts._replace(netloc=netloc, query="", fragment=""))
     )
     return text + (f"?{query}" if query else "") + (f"#{parts.fragment}" if parts.fragment else "")
+
+
+def _redact_multi_host(scheme: str, rest: str) -> str:
+    """A sentinel URL (host:port,host:port...), which urlsplit cannot parse: the user-info's password and
+    any query masked, the hosts kept so that an error line still says where."""
+    netloc, slash, path = rest.partition("/")
+    userinfo, at, hosts = netloc.rpartition("@")
+    if at:
+        user, has_password, _ = userinfo.partition(":")
+        netloc = f"{user}:{MASK}@{hosts}" if has_password else f"{MASK}@{hosts}"
+    path, query, _ = path.partition("?")
+    return f"{scheme}://{netloc}{slash}{path}" + ("?" + MASK if query else "")
 
 
 def redact_text(text: str, url: str) -> str:

@@ -8,15 +8,17 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import AliasChoices, Field, ValidationError, field_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
 
 from chatlens.core.errors import ChatlensError
 from chatlens.core.redact import redact_url
+from chatlens.core.sentinel import SCHEMES as SENTINEL_SCHEMES
+from chatlens.core.sentinel import is_sentinel_url, parse_sentinel_url
 
 DEFAULT_REDIS_URL = "redis://localhost:6379/0"
 # fakeredis:// is the embedded in-process server (see chatlens.core.connection.FAKE_URL).
-REDIS_URL_SCHEMES = ("redis", "rediss", "unix", "fakeredis")
+REDIS_URL_SCHEMES = ("redis", "rediss", "unix", "fakeredis", *SENTINEL_SCHEMES)
 # Settings that may carry a password (an MLflow URI can be postgresql://user:pw@...): shown redacted.
 _URL_FIELDS = frozenset({"redis_url", "mlflow_tracking_uri"})
 
@@ -32,7 +34,37 @@ class Settings(BaseSettings):
 
     redis_url: str = Field(
         DEFAULT_REDIS_URL,
-        description="redis://[[user]:password@]host:port/db, rediss:// (TLS), unix:///path or fakeredis://",
+        description="redis://[[user]:password@]host:port/db, rediss:// (TLS), unix:///path, fakeredis://, "
+        "or redis+sentinel://[user:password@]host:port[,host:port...]/SERVICE[/DB] (rediss+sentinel:// for "
+        "TLS): the primary that Redis Sentinel elects, followed through failovers",
+    )
+    redis_sentinel_password: SecretStr | None = Field(
+        None,
+        description="password of the sentinels themselves (their requirepass), if they have one; the "
+        "sentinel URL's password is the primary's",
+    )
+    redis_failover_s: float = Field(
+        30.0,
+        gt=0,
+        description="with a sentinel URL: how long a Redis command keeps retrying while the sentinels "
+        "elect a new primary, before the command's one-line exit 3",
+    )
+    # Replica acknowledgement (chatlens/core/replication.py): WAIT after each producer batch and worker write
+    redis_wait_replicas: int | None = Field(
+        None,
+        ge=0,
+        description="replicas that must acknowledge each producer batch and worker result (Redis WAIT) "
+        "before it counts as written; None = every replica the primary reports (INFO replication "
+        "connected_slaves), which is none on a lone Redis; 0 = never wait",
+    )
+    redis_wait_timeout_ms: int = Field(
+        2_000, ge=1, description="how long one WAIT waits for the replicas before the batch is sent again"
+    )
+    redis_wait_attempts: int = Field(
+        5,
+        ge=1,
+        description="sends of one batch (or result) whose WAIT times out before the producer stops with "
+        "exit 3 (a worker fails the job into its retries)",
     )
     # TLS for rediss:// URLs (handed to redis-py as ssl_ca_certs, ssl_certfile, ssl_keyfile).
     redis_tls_ca_file: Path | None = Field(None, description="CA bundle that signed the server's cert")
@@ -225,12 +257,20 @@ class Settings(BaseSettings):
 
 
 def check_redis_url(url: str) -> None:
-    """Raise ValueError (one line, no secret) unless `url` has a scheme redis-py or chatlens serves."""
+    """Raise ValueError (one line, no secret) unless `url` has a scheme redis-py or chatlens serves
+    (and, for a sentinel URL, its hosts, ports and service)."""
+    if is_sentinel_url(url):
+        try:
+            parse_sentinel_url(url)
+        except ValueError as exc:
+            raise ValueError(f"{redact_url(url)!r}: {exc}") from None
+        return
     scheme, sep, rest = url.partition("://")
     if not sep or scheme.lower() not in REDIS_URL_SCHEMES or (scheme.lower() != "fakeredis" and not rest):
         raise ValueError(
             f"{redact_url(url)!r} is not a Redis URL; write redis://host:6379/0 "
-            "(or rediss:// for TLS, unix:///path/redis.sock, fakeredis:// for the embedded one)"
+            "(or rediss:// for TLS, unix:///path/redis.sock, fakeredis:// for the embedded one, "
+            "redis+sentinel://host:26379,host:26379/SERVICE for Redis Sentinel)"
         )
 
 

@@ -8,10 +8,12 @@ import socket
 import time
 from collections import Counter
 
+from redis import Redis
 from redis.client import Pipeline
 
 from chatlens.core import keys
 from chatlens.core.message_stats import MessageStats
+from chatlens.core.replication import ReplicaAck
 from chatlens.core.run_reader import RunReader
 from chatlens.core.schemas import MessageError, Prediction, RunInfo, Summary, SummaryError
 
@@ -21,6 +23,12 @@ def process_name() -> str:
 
 
 class RunStore(RunReader):
+    def __init__(self, connection: Redis, ttl_s: int, ack: ReplicaAck | None = None) -> None:
+        super().__init__(connection, ttl_s)
+        # The worker's results and summaries are acknowledged by the replicas before its job may finish
+        # (chatlens/core/replication.py); without `ack` (readers, tools) a write is not waited for.
+        self.ack = ack if ack is not None else ReplicaAck(connection, replicas=0)
+
     # -- producer side ---------------------------------------------------------------------------
     def add_new_messages(
         self,
@@ -62,8 +70,10 @@ class RunStore(RunReader):
     def write_results(
         self, run: str, model: str, predictions: list[Prediction], errors: list[MessageError]
     ) -> None:
-        """One round trip per batch. HSET on the message id makes a retried batch overwrite, not add."""
-        with self.redis.pipeline() as pipe:
+        """One round trip per batch (and WAIT, where there are replicas). HSET on the message id makes a
+        retried batch overwrite, not add."""
+
+        def fill(pipe: Pipeline) -> None:
             if predictions:
                 pipe.hset(
                     keys.results(run, model), mapping={p.message_id: p.model_dump_json() for p in predictions}
@@ -79,7 +89,8 @@ class RunStore(RunReader):
             pipe.sadd(keys.models(run), model)
             pipe.expire(keys.models(run), self.ttl_s)
             self._count_progress(pipe, run, len(predictions) + len(errors))
-            pipe.execute()
+
+        self.ack.write(fill, f"results of {len(predictions) + len(errors)} messages for {model} (run {run})")
 
     def _count_progress(self, pipe: Pipeline, run: str, messages: int) -> None:
         """Per-minute throughput and the results version, in the writer's own pipeline (see keys)."""
@@ -90,12 +101,13 @@ class RunStore(RunReader):
         pipe.expire(keys.results_version(run), self.ttl_s)
 
     def write_summary(self, run: str, summary: Summary) -> None:
-        with self.redis.pipeline() as pipe:
+        def fill(pipe: Pipeline) -> None:
             pipe.hset(keys.summaries(run), summary.conversation_id, summary.model_dump_json())
             pipe.expire(keys.summaries(run), self.ttl_s)
             pipe.hdel(keys.summary_errors(run), summary.conversation_id)
             self._count_progress(pipe, run, 0)
-            pipe.execute()
+
+        self.ack.write(fill, f"summary of conversation {summary.conversation_id} (run {run})")
 
     def write_summary_error(self, run: str, error: SummaryError) -> None:
         with self.redis.pipeline() as pipe:

@@ -37,11 +37,34 @@ def test_every_service_has_a_healthcheck_and_workers_scale() -> None:
     assert services["prometheus"]["profiles"] == ["monitoring"] == services["grafana"]["profiles"]
 
 
+def test_the_ha_profile_has_a_replica_and_three_sentinels_with_the_password() -> None:
+    services = load()["services"]
+    ha = sorted(name for name, service in services.items() if service.get("profiles") == ["ha"])
+    assert ha == ["redis-replica", "sentinel-1", "sentinel-2", "sentinel-3"]
+    replica = services["redis-replica"]["command"]
+    assert replica[replica.index("--replicaof") + 1 :][:2] == ["redis", "6379"]
+    assert "--masterauth" in replica and "--masterauth" in services["redis"]["command"]  # either may lead
+    for name in ("sentinel-1", "sentinel-2", "sentinel-3"):
+        script = services[name]["command"][0]
+        assert (
+            "sentinel monitor chatlens redis 6379 2" in script
+            and "auth-pass chatlens $$REDIS_PASSWORD" in script
+        )
+    volumes = {services[n]["volumes"][0] for n in ("sentinel-1", "sentinel-2", "sentinel-3")}
+    assert len(volumes) == 3  # each sentinel keeps its own learned state
+    example = (ROOT / ".env.example").read_text()
+    assert (
+        "redis+sentinel://:<REDIS_PASSWORD>@sentinel-1:26379,sentinel-2:26379,sentinel-3:26379/chatlens/0"
+        in example
+    )
+
+
 def test_redis_requires_the_password_every_service_uses() -> None:
     text = COMPOSE.read_text()
     compose = load()
     assert "--requirepass" in compose["services"]["redis"]["command"]
-    assert compose["x-chatlens"]["environment"]["CHATLENS_REDIS_URL"].startswith("redis://:${REDIS_PASSWORD")
+    url = compose["x-chatlens"]["environment"]["CHATLENS_REDIS_URL"]
+    assert url.startswith("${CHATLENS_REDIS_URL:-redis://:${REDIS_PASSWORD")  # .env may name the sentinels
     example = dict(
         line.split("=", 1) for line in (ROOT / ".env.example").read_text().splitlines() if "=" in line
     )
