@@ -139,6 +139,9 @@ def unsummarised(
     """The run's conversations that no summary job will ever cover (see the module docstring), with
     their turns from the messages hash, and the number left in failed jobs. A conversation whose stored
     messages this produce read is fetched by id; any other by one scan of the messages."""
+    if not any(c not in sent for c in store.unsummarised(run)):
+        return [], 0  # the usual end of a first produce: it sent every conversation itself
+    # Read again after the pending jobs (see the module docstring for why in this order).
     jobs = job_items(store.redis, queue, run, summary_ids)
     lacking = [c for c in store.unsummarised(run) if c not in sent and c not in jobs.pending]
     in_failed = sum(1 for c in lacking if c in jobs.failed)

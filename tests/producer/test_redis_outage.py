@@ -178,3 +178,36 @@ def test_a_signal_ends_the_wait_for_redis(server: RedisServer, tmp_path: Path) -
     assert time.monotonic() - sent < 5
     assert proc.returncode == 3 and "Traceback" not in err and PASSWORD not in err
     assert err.strip().splitlines()[-1].startswith("error: stopped while waiting for Redis")
+
+
+def lose_jobs(client: redis.Redis, queue: str, keep: int) -> int:
+    """Jobs lost as a crash loses them: gone from their queue and their hash gone too."""
+    lost = client.lrange(f"rq:queue:{queue}", keep, -1)
+    client.ltrim(f"rq:queue:{queue}", 0, keep - 1)
+    for job_id in lost:
+        client.delete(f"rq:job:{job_id.decode()}")
+    return len(lost)
+
+
+def test_a_rerun_completes_a_run_that_lost_jobs_and_summaries(redis_url: str, tmp_path: Path) -> None:
+    data = sample_rows(tmp_path / "m.csv", 300)
+    env = subprocess_env(CHATLENS_REDIS_URL=redis_url)
+    assert run_chatlens("produce", str(data), "--run", RUN, "--batch-size", "16", env=env).returncode == 0
+    client = redis.Redis.from_url(redis_url)
+    assert lose_jobs(client, "classify-default", 10) and lose_jobs(client, "summarise-extractive", 3)
+    worked = run_chatlens("worker", "--burst", "--threads", "1", env=env)
+    assert worked.returncode == 0, worked.stderr
+    missing = client.hlen(keys.messages(RUN)) - client.hlen(keys.results(RUN, "default"))
+    assert missing > 0 and client.hlen(keys.summaries(RUN)) > 0
+    client.hdel(keys.summaries(RUN), *client.hkeys(keys.summaries(RUN))[:5])  # and five summaries lost
+
+    again = run_chatlens("produce", str(data), "--run", RUN, "--batch-size", "16", env=env)
+    assert again.returncode == 0, again.stderr
+    assert f"re-sent: messages for classification {missing} for default" in again.stdout, again.stdout
+    worked = run_chatlens("worker", "--burst", "--threads", "1", env=env)
+    assert worked.returncode == 0, worked.stderr
+    assert_complete(client, data)
+    settled = run_chatlens("produce", str(data), "--run", RUN, "--batch-size", "16", env=env)
+    assert "re-sent: messages for classification 0 for default / conversations for a summary 0" in (
+        settled.stdout
+    )
