@@ -5,7 +5,7 @@ export HF_HUB_OFFLINE ?= 1
 # Read-only data beside the checkout (tests that need it skip without it; bench requires it).
 SHARED_DATA ?= ../shared/data
 
-.PHONY: demo test test-fast lint bench
+.PHONY: demo test test-fast lint bench docs
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -32,3 +32,11 @@ lint: $(VENV)/.installed
 
 bench: $(VENV)/.installed
 	$(VENV)/bin/chatlens bench --file $(SHARED_DATA)/topical-chat-sample/test.csv --messages 2000 --json bench.json
+
+$(VENV)/.docs-installed: $(VENV)/.installed
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[docs]'
+	touch $@
+
+# The site: strict, so a broken link, a missing page or a failing reference generator fails the build.
+docs: $(VENV)/.docs-installed
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict --site-dir site
