@@ -29,7 +29,7 @@ from producer.csv_out import RejectsFile, SplitFiles
 from producer.enqueue import queues_without_workers, record_run
 from producer.flush import BatchWriter
 from producer.input_checks import no_rows
-from producer.outage import RedisLost, stopped_line
+from producer.outage import REDIS_LOST, RedisLost, stopped_line
 from producer.rows import Columns, Format, RawRow, format_of
 from producer.sampling import Parts, Sample, Selection, selection, strata_of
 from producer.sources import END, Feed, FileInput, StdinInput, follow_feed, open_rows, stdin_feed
@@ -122,7 +122,10 @@ def produce_input(
     if rejects.count:
         _say(f"rejected rows are listed in {escape(str(rejects.path))}")
     if counts.batches and warn_idle_queues:
-        idle = writer.outage.call(lambda: queues_without_workers(connection, queues.default_queues(settings)))
+        try:
+            idle = queues_without_workers(connection, queues.default_queues(settings))
+        except REDIS_LOST:  # everything is written: advice is not worth waiting for Redis
+            idle = []
         if idle:
             _say(
                 f"[yellow]warning:[/] no live worker on {', '.join(idle)}; start one with "
