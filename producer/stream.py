@@ -20,6 +20,7 @@ from producer.csv_out import RejectsFile
 from producer.flush import BatchWriter
 from producer.rows import RawRow
 from producer.sampling import Selection
+from producer.summaries import JOBS_PER_ROUND_TRIP, conversations_per_job
 
 # Micro-batches written per Redis round trip when input arrives faster than the flush interval.
 BATCHES_PER_FLUSH = 32
@@ -149,7 +150,10 @@ class Ingest:
                     store, writer.summary_queue, self.run, writer.sent_conversations, self._known_ids
                 )
             )
-            writer.summarise(items)
+            backend = writer.settings.summary_backend
+            step = JOBS_PER_ROUND_TRIP * conversations_per_job(writer.settings, backend)
+            for start in range(0, len(items), step):  # each round trip within the queue's bound
+                writer.summarise(items[start : start + step])
             self.resent.conversations += len(items)
             self.resent.in_failed_jobs += failed
 
