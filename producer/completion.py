@@ -39,6 +39,9 @@ class Resent:
     conversations: int = 0  # re-sent for a summary
     in_failed_jobs: int = 0  # messages or conversations left to `chatlens requeue`
 
+    def anything(self) -> bool:
+        return bool(self.conversations or self.in_failed_jobs or any(self.messages.values()))
+
     def line(self) -> str:
         per_model = ", ".join(f"{n} for {model}" for model, n in sorted(self.messages.items())) or "0"
         failed = (
@@ -150,16 +153,14 @@ def unsummarised(
         return [], in_failed
     sizes = store.redis.hmget(keys.conversations(run), wanted)
     turns: dict[str, list[Message]] = {cid: [] for cid in wanted}
-    scan: set[str] = set()
-    by_id: list[str] = []
-    for cid, size in zip(wanted, sizes, strict=True):
-        ids = known_ids(cid)
-        if ids is not None and size is not None and len(ids) == int(size):
-            by_id += ids
-        else:
-            scan.add(cid)
+    expected = {cid: int(size or 0) for cid, size in zip(wanted, sizes, strict=True)}
+    by_id = [mid for cid in wanted if len(ids := known_ids(cid) or []) == expected[cid] for mid in ids]
     for message in store.messages_by_id(run, by_id).values():
         turns[message.conversation_id].append(message)
+    # Any other conversation (or one whose stored turns are not those this produce read): one scan.
+    scan = {cid for cid in wanted if len(turns[cid]) != expected[cid]}
+    for cid in scan:
+        turns[cid] = []
     if scan:
         for chunk in store.message_chunks(run):
             for _, message in chunk:

@@ -112,7 +112,7 @@ def produce_input(
         if split is not None:
             split.close()
     out.print(counts.line(), highlight=False, soft_wrap=True)
-    if counts.already_present or writer.outage.outages or any(ingest.resent.messages.values()):
+    if counts.already_present or writer.outage.outages or ingest.resent.anything():
         out.print(ingest.resent.line(), highlight=False, soft_wrap=True)
     if writer.outage.outages:
         _say(

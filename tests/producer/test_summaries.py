@@ -230,3 +230,19 @@ def test_summarise_reads_a_file_as_produce_does(tmp_path: Path, fake: str) -> No
     assert result.exit_code == 0, result.output
     assert "read 5 / " in result.output and "(0 batches)" in result.output  # stored, not classified
     assert {c.conversation_id: len(c.turns) for c in queued_conversations(fake)} == {"a": 3, "b": 2}
+
+
+def test_a_conversation_another_input_stored_is_resent_with_its_turns(tmp_path: Path, fake: str) -> None:
+    """The run's conversation `a` came from another file and lost its summary job: a produce of a file
+    without it finds it and reads its turns from the messages hash (the scan, not ids it read)."""
+    runner.invoke(app, ["produce", str(write_csv(tmp_path / "a.csv", ROWS[:4])), "--run", "s"])
+    connect(fake).delete("rq:queue:summarise-extractive")
+    other = write_csv(tmp_path / "c.csv", [("c", "only turn of c", "Happy")])
+    result = runner.invoke(app, ["produce", str(other), "--run", "s"])
+    assert "conversations for a summary 2" in result.output, result.output  # a and b; c was sent as new
+    turns = {c.conversation_id: c.turns for c in queued_conversations(fake)}
+    assert turns == {
+        "a": ["first turn of a", "second turn of a", "third turn of a"],
+        "b": ["first turn of b"],
+        "c": ["only turn of c"],
+    }
