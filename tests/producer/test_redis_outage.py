@@ -211,3 +211,24 @@ def test_a_rerun_completes_a_run_that_lost_jobs_and_summaries(redis_url: str, tm
     assert "re-sent: messages for classification 0 for default / conversations for a summary 0" in (
         settled.stdout
     )
+
+
+def test_a_followed_file_rides_out_an_outage(server: RedisServer, tmp_path: Path) -> None:
+    data = sample_rows(tmp_path / "m.csv", 100)
+    lines = data.read_text().splitlines(keepends=True)
+    followed = tmp_path / "live.csv"
+    followed.write_text("".join(lines[:51]))
+    env = subprocess_env(CHATLENS_REDIS_URL=server.url, CHATLENS_SUMMARISE="false")
+    proc = producer([str(followed), "--follow", "--run", RUN, "--flush-ms", "50"], env, tmp_path)
+    client = redis.Redis.from_url(server.url)
+    wait_for(lambda: client.hlen(keys.messages(RUN)) == 50)
+    server.kill9()
+    with followed.open("a") as handle:
+        handle.write("".join(lines[51:]))
+    time.sleep(2)
+    server.start()
+    wait_for(lambda: client.hlen(keys.messages(RUN)) == 100)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert "Redis is back after" in err and "read 100 / " in out and PASSWORD not in out + err
