@@ -110,9 +110,10 @@ def stopped_line(lost: RedisLost, counts: ProduceCounts, source: str, run: str, 
 
 
 def resume_command(source: str, run: str, url: str, stdin: bool) -> str:
-    """This very command (as typed, when it was `chatlens produce ...`), with any password masked."""
+    """This very command (as typed, when it was `chatlens produce ...` or `chatlens summarise FILE ...`),
+    with any password masked."""
     argv = sys.argv[1:]
-    if argv[:1] == ["produce"]:
+    if argv[:1] in (["produce"], ["summarise"]):
         command = "chatlens " + shlex.join(argv)
     else:
         command = f"chatlens produce {shlex.quote(source if not stdin else '-')} --run {run}"
