@@ -1,8 +1,10 @@
 """A re-run re-sends for classification only the stored messages no job will answer: none while their
-jobs are queued, the lost ones once jobs are lost, and none of a failed job's (those are requeued)."""
+jobs are queued, the lost ones once jobs are lost, and none of a failed job's (those are requeued). The
+resume command an outage prints."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -17,6 +19,7 @@ from chatlens.core import keys
 from chatlens.core.connection import FAKE_URL, connect
 from chatlens.core.schemas import Prediction
 from chatlens.core.store import RunStore
+from producer.outage import resume_command
 
 runner = CliRunner()
 ROWS = [("a", f"turn {i} of a", "Neutral") for i in range(5)] + [("b", "only turn of b", "Happy")]
@@ -85,3 +88,18 @@ def test_a_rerun_resends_what_no_job_will_classify(tmp_path: Path, fake: str) ->
     assert "messages for classification 2 for default" in output, output
     assert "2 left in failed jobs" in output
     assert queued_ids() == sorted(set(stored) - in_failed - set(answered))
+
+
+def test_the_resume_command_is_the_command_typed_with_the_password_masked(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    url = "redis://user:pa%24s@cache:6380/2"
+    typed = ["chatlens", "produce", "-", "--run", "live", "--redis-url", url, "--flush-ms", "50"]
+    monkeypatch.setattr(sys, "argv", typed)
+    line = resume_command("stdin", "live", url, stdin=True)
+    assert line == (
+        "<the same input> | chatlens produce - --run live --redis-url "
+        "redis://user:***@cache:6380/2 --flush-ms 50"
+    )
+    monkeypatch.setattr(sys, "argv", ["pytest"])  # called as a library: the command it stands for
+    assert resume_command("chat.csv", "first", url, stdin=False) == "chatlens produce chat.csv --run first"
