@@ -21,7 +21,7 @@ from chatlens.backends.summariser import SUMMARISERS
 from chatlens.core import queues
 from chatlens.core.connection import connect_settings
 from chatlens.core.console import err, out, progress_bar
-from chatlens.core.errors import ChatlensError
+from chatlens.core.errors import ChatlensError, ServiceUnavailable
 from chatlens.core.keys import check_run_name
 from chatlens.core.schemas import ProduceCounts
 from chatlens.core.settings import Settings
@@ -29,6 +29,7 @@ from producer.csv_out import RejectsFile, SplitFiles
 from producer.enqueue import queues_without_workers, record_run
 from producer.flush import BatchWriter
 from producer.input_checks import no_rows
+from producer.outage import REDIS_LOST, RedisLost, stopped_line
 from producer.rows import Columns, Format, RawRow, format_of
 from producer.sampling import Parts, Sample, Selection, selection, strata_of
 from producer.sources import END, Feed, FileInput, StdinInput, follow_feed, open_rows, stdin_feed
@@ -69,7 +70,8 @@ def produce_input(
         read, parts = _open_input(file, fmt, columns, follow, stdin, stop, settings, sample)
         # Connected once the input is known good: a bad input gets its one line whether Redis is up or not.
         connection = connect_settings(settings, redis_url)
-        writer = BatchWriter(connection, settings, run, settings.max_queued, on_wait=_say)
+        url = redis_url or settings.redis_url
+        writer = BatchWriter(connection, settings, run, settings.max_queued, _say, stop, url)
         rejects = RejectsFile((out_dir or Path.cwd()) / f"chatlens-rejects-{run}.csv")
         # A split's two parts are written out with --out-dir (a sample without a split is not).
         split = (
@@ -93,10 +95,14 @@ def produce_input(
             selection=None if parts is None else Selection(parts, split.add if split else None),
         )
         try:
-            read(ingest)
-            if ingest.rules.read == 0 and not stop.is_set():
-                raise no_rows(source)
-            counts = ingest.finish()
+            try:
+                read(ingest)
+                if ingest.rules.read == 0 and not stop.is_set():
+                    raise no_rows(source)
+                counts = ingest.finish()
+            except RedisLost as lost:
+                line = stopped_line(lost, ingest.counts(), source, run, url, file == STDIN)
+                raise ServiceUnavailable(line) from None
         except BaseException:
             rejects.discard()
             if split is not None:
@@ -106,10 +112,20 @@ def produce_input(
         if split is not None:
             split.close()
     out.print(counts.line(), highlight=False, soft_wrap=True)
+    if counts.already_present or writer.outage.outages or ingest.resent.anything():
+        out.print(ingest.resent.line(), highlight=False, soft_wrap=True)
+    if writer.outage.outages:
+        _say(
+            f"Redis was unreachable {writer.outage.outages} time(s), {writer.outage.outage_s:.1f} s in all; "
+            f"{writer.totals.rewritten} messages it lost were written again"
+        )
     if rejects.count:
         _say(f"rejected rows are listed in {escape(str(rejects.path))}")
     if counts.batches and warn_idle_queues:
-        idle = queues_without_workers(connection, queues.default_queues(settings))
+        try:
+            idle = queues_without_workers(connection, queues.default_queues(settings))
+        except REDIS_LOST:  # everything is written: advice is not worth waiting for Redis
+            idle = []
         if idle:
             _say(
                 f"[yellow]warning:[/] no live worker on {', '.join(idle)}; start one with "

@@ -9,13 +9,18 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from functools import partial
+
+from rq import Queue
 
 from chatlens.core.schemas import Conversation, ProduceCounts
 from producer.cleaning import Ready, RowRules
+from producer.completion import Resent, unclassified, unsummarised
 from producer.csv_out import RejectsFile
 from producer.flush import BatchWriter
 from producer.rows import RawRow
 from producer.sampling import Selection
+from producer.summaries import JOBS_PER_ROUND_TRIP, conversations_per_job
 
 # Micro-batches written per Redis round trip when input arrives faster than the flush interval.
 BATCHES_PER_FLUSH = 32
@@ -64,6 +69,7 @@ class Ingest:
         self.last_seen: dict[str, float] = {}
         self.grew: set[str] = set()
         self.summarised_ids: dict[str, bytes] = {}
+        self.resent = Resent()
 
     def add_all(self, rows: Iterable[RawRow]) -> None:
         for raw in rows:
@@ -108,6 +114,10 @@ class Ingest:
 
     def flush(self) -> None:
         group, self.pending = self.pending, []
+        if not self.recorded and group:
+            # Registered before its first message is written: a run cut short is visible to `status`,
+            # `eval` and `drop`.
+            self._record(self.clock())
         new = self.writer.write(group)
         if self.options.summarise:
             now = self.clock()
@@ -115,16 +125,48 @@ class Ingest:
                 if m[1] in self.last_seen:
                     self.last_seen[m[1]] = now
             self.grew.update(m[1] for m in new)
-        if not self.recorded and new:
-            self._record(self.clock())  # the run exists for `status` and `eval` from its first batch
 
     def finish(self) -> ProduceCounts:
-        """End of input (or a stop signal): flush what was read, summarise every conversation that grew."""
+        """End of input (or a stop signal): flush what was read, summarise every conversation that grew,
+        re-send what a re-run finds no job will do (`producer.completion`), and describe the run again."""
         self.flush()
         if self.options.summarise:
             self._summarise_quiet(float("inf"))
         if self.rules.read:  # a stream stopped before its first row registers no run
+            self.complete()
             self._record(self.clock())
+        return self.counts()
+
+    def complete(self) -> None:
+        writer, store = self.writer, self.writer.store
+        if writer.totals.already_present or writer.outage.outages:  # a re-run, or an outage ridden out
+            for model, queue in writer.targets:
+                sent, failed = writer.outage.call(partial(self._unclassified, model, queue))
+                self.resent.messages[model] = sent
+                self.resent.in_failed_jobs += failed
+        if self.options.summarise:
+            items, failed = writer.outage.call(
+                lambda: unsummarised(
+                    store, writer.summary_queue, self.run, writer.sent_conversations, self._known_ids
+                )
+            )
+            backend = writer.settings.summary_backend
+            step = JOBS_PER_ROUND_TRIP * conversations_per_job(writer.settings, backend)
+            for start in range(0, len(items), step):  # each round trip within the queue's bound
+                writer.summarise(items[start : start + step])
+            self.resent.conversations += len(items)
+            self.resent.in_failed_jobs += failed
+
+    def _unclassified(self, model: str, queue: Queue) -> tuple[int, int]:
+        return unclassified(self.writer.store, queue, self.run, model, partial(self.writer.resend, model))
+
+    def _known_ids(self, cid: str) -> list[str] | None:
+        packed = self.summarised_ids.get(cid)
+        if packed is None:
+            return None
+        return [packed[i : i + _ID_BYTES].hex() for i in range(0, len(packed), _ID_BYTES)]
+
+    def counts(self) -> ProduceCounts:
         totals = self.writer.totals
         return ProduceCounts(
             read=self.rules.read,
@@ -141,7 +183,7 @@ class Ingest:
     def _record(self, now: float) -> None:
         self.last_record = now
         self.recorded = True
-        self.on_record()
+        self.writer.outage.call(self.on_record)
 
     def _summarise_quiet(self, before: float) -> None:
         quiet: list[str] = []
@@ -169,14 +211,9 @@ class Ingest:
 
     def _earlier_turns(self, cids: list[str]) -> dict[str, list[tuple[int, str]]]:
         """Turns of conversations summarised before, read back from the messages hash by id."""
-        wanted = {
-            cid: [
-                self.summarised_ids[cid][i : i + _ID_BYTES].hex()
-                for i in range(0, len(self.summarised_ids[cid]), _ID_BYTES)
-            ]
-            for cid in cids
-        }
-        found = self.writer.store.messages_by_id(self.run, [mid for ids in wanted.values() for mid in ids])
+        wanted = {cid: self._known_ids(cid) or [] for cid in cids}
+        every = [mid for known in wanted.values() for mid in known]
+        found = self.writer.outage.call(lambda: self.writer.store.messages_by_id(self.run, every))
         return {
             cid: [(found[m].position, found[m].text) for m in ids if m in found]
             for cid, ids in wanted.items()

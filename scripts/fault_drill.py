@@ -238,8 +238,9 @@ def main() -> None:
     alive_workers = len(workers.alive())
     workers.stop_all()
     figures = check(client, messages, conversations, tmp)
+    restart = "redis-kill9s" if args.redis_kill9 else "redis-restarts"
     figures.update(
-        mode=f"kills={args.kills}" if args.kills else f"redis-restarts={args.redis_restarts}",
+        mode=f"kills={args.kills}" if args.kills else f"{restart}={args.redis_restarts}",
         workers=args.workers, kills=len(kills), redis_restarts=len(restarts),
         workers_alive_at_end=alive_workers, total_s=round(total_s, 1),
     )  # fmt: skip

@@ -49,6 +49,7 @@ SLOW_PATHS = (
     "worker/test_recovery.py",
     "worker/test_toy_backend.py",
     "worker/test_worker_process.py",
+    "producer/test_redis_outage.py",
 )
 # Fixtures that start a real redis-server: a test using one is slow wherever it is.
 REDIS_FIXTURES = frozenset({"redis_url", "redis_databases"})

@@ -89,6 +89,12 @@ class Settings(BaseSettings):
     # Enough queued work that workers never starve between producer round trips, few enough jobs that
     # their Redis memory stays small: the measured trade-off is in README "Back-pressure".
     max_queued: int = Field(2_000, ge=1, description="the producer waits while a queue holds this many jobs")
+    redis_outage_s: float = Field(
+        60.0,
+        gt=0,
+        description="the producer retries through a Redis outage this long, then stops (exit 3) with the "
+        "command that resumes the run",
+    )
 
     # Worker
     encoder_path: str | None = Field(None, description="HF id or local dir; None = bundled MiniLM")

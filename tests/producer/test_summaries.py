@@ -14,8 +14,9 @@ from typer.testing import CliRunner
 from chatlens.cli.app import app
 from chatlens.core.connection import FAKE_URL, connect
 from chatlens.core.queues import SUMMARISE_JOB, SUMMARISE_MANY_JOB
-from chatlens.core.schemas import Conversation, Message
+from chatlens.core.schemas import Conversation, Message, Summary, SummaryError
 from chatlens.core.settings import Settings
+from chatlens.core.store import RunStore
 from producer.summaries import conversations, summary_jobs
 
 runner = CliRunner()
@@ -113,12 +114,48 @@ def test_summary_jobs_chunk_only_a_batched_backend() -> None:
     assert single[1].description == "summarise (llamacpp) conversation c1 of run r"
 
 
-def test_reproduce_summarises_only_conversations_that_grew(tmp_path: Path, fake: str) -> None:
+def summary(cid: str, turns: int) -> Summary:
+    return Summary(
+        conversation_id=cid, backend="extractive", model_id="m", text="s", turns=turns,
+        input_tokens=1, output_tokens=1, calls=1, latency_ms=1.0, worker="w",
+    )  # fmt: skip
+
+
+def test_a_rerun_resends_only_the_summaries_no_job_will_write(tmp_path: Path, fake: str) -> None:
+    """Re-running while the jobs are queued doubles nothing; once jobs are lost, or a summary is stale,
+    the re-run sends those conversations again, with every stored turn."""
+    path = write_csv(tmp_path / "m.csv", ROWS)
+    runner.invoke(app, ["produce", str(path), "--run", "s"])
+    still_queued = runner.invoke(app, ["produce", str(path), "--run", "s"])
+    assert "conversations for a summary 0" in still_queued.output
+    assert sorted(c.conversation_id for c in queued_conversations(fake)) == ["a", "b"]
+
+    connect(fake).delete("rq:queue:summarise-extractive")  # the jobs are lost
+    lost = runner.invoke(app, ["produce", str(path), "--run", "s"])
+    assert "conversations for a summary 2" in lost.output, lost.output
+    assert {c.conversation_id: len(c.turns) for c in queued_conversations(fake)} == {"a": 3, "b": 2}
+
+    connect(fake).delete("rq:queue:summarise-extractive")
+    store = RunStore(connect(fake), 3600)
+    store.write_summary("s", summary("a", 3))  # current
+    store.write_summary("s", summary("b", 1))  # written before b's second turn was stored: stale
+    stale = runner.invoke(app, ["produce", str(path), "--run", "s"])
+    assert "conversations for a summary 1" in stale.output
+    [b] = queued_conversations(fake)
+    assert b.conversation_id == "b" and b.turns == ["first turn of b", "second turn of b"]
+
+    connect(fake).delete("rq:queue:summarise-extractive")
+    store.write_summary_error("s", SummaryError(conversation_id="b", backend="extractive", error="x"))
+    answered = runner.invoke(app, ["produce", str(path), "--run", "s"])  # an error is an answer
+    assert "conversations for a summary 0" in answered.output and queued_conversations(fake) == []
+
+
+def test_reproduce_summarises_conversations_that_grew(tmp_path: Path, fake: str) -> None:
     runner.invoke(app, ["produce", str(write_csv(tmp_path / "m.csv", ROWS)), "--run", "s"])
     connect(fake).delete("rq:queue:summarise-extractive")
-    again = runner.invoke(app, ["produce", str(tmp_path / "m.csv"), "--run", "s"])
-    assert "conversations-to-summarise 0" in again.output and queued_conversations(fake) == []
-
+    store = RunStore(connect(fake), 3600)
+    store.write_summary("s", summary("a", 3))
+    store.write_summary("s", summary("b", 2))
     grown = write_csv(tmp_path / "more.csv", [*ROWS, ("b", "third turn of b", "Happy")])
     runner.invoke(app, ["produce", str(grown), "--run", "s"])
     [job] = queued_conversations(fake)
@@ -193,3 +230,19 @@ def test_summarise_reads_a_file_as_produce_does(tmp_path: Path, fake: str) -> No
     assert result.exit_code == 0, result.output
     assert "read 5 / " in result.output and "(0 batches)" in result.output  # stored, not classified
     assert {c.conversation_id: len(c.turns) for c in queued_conversations(fake)} == {"a": 3, "b": 2}
+
+
+def test_a_conversation_another_input_stored_is_resent_with_its_turns(tmp_path: Path, fake: str) -> None:
+    """The run's conversation `a` came from another file and lost its summary job: a produce of a file
+    without it finds it and reads its turns from the messages hash (the scan, not ids it read)."""
+    runner.invoke(app, ["produce", str(write_csv(tmp_path / "a.csv", ROWS[:4])), "--run", "s"])
+    connect(fake).delete("rq:queue:summarise-extractive")
+    other = write_csv(tmp_path / "c.csv", [("c", "only turn of c", "Happy")])
+    result = runner.invoke(app, ["produce", str(other), "--run", "s"])
+    assert "conversations for a summary 2" in result.output, result.output  # a and b; c was sent as new
+    turns = {c.conversation_id: c.turns for c in queued_conversations(fake)}
+    assert turns == {
+        "a": ["first turn of a", "second turn of a", "third turn of a"],
+        "b": ["first turn of b"],
+        "c": ["only turn of c"],
+    }
