@@ -26,7 +26,7 @@ from chatlens.core.keys import check_run_name
 from chatlens.core.schemas import ProduceCounts
 from chatlens.core.settings import Settings
 from producer.csv_out import RejectsFile, SplitFiles
-from producer.enqueue import queues_without_workers, record_run
+from producer.enqueue import idle_queues_warning, record_run
 from producer.flush import BatchWriter
 from producer.input_checks import no_rows
 from producer.rows import Columns, Format, RawRow, format_of
@@ -88,7 +88,7 @@ def produce_input(
             options,
             rejects,
             on_record=lambda: record_run(
-                connection, settings.result_ttl_s, run, source, settings.classifiers
+                connection, settings.result_ttl_s, run, source, settings.classifiers, settings.summarise
             ),
             selection=None if parts is None else Selection(parts, split.add if split else None),
         )
@@ -109,12 +109,9 @@ def produce_input(
     if rejects.count:
         _say(f"rejected rows are listed in {escape(str(rejects.path))}")
     if counts.batches and warn_idle_queues:
-        idle = queues_without_workers(connection, queues.default_queues(settings))
-        if idle:
-            _say(
-                f"[yellow]warning:[/] no live worker on {', '.join(idle)}; start one with "
-                f"`chatlens worker --queue {idle[0]}`"
-            )
+        warning = idle_queues_warning(connection, queues.default_queues(settings))
+        if warning:
+            _say(f"[yellow]warning:[/] {escape(warning)}")
     return counts
 
 

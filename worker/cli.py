@@ -43,11 +43,18 @@ class WorkerCommands:
         metrics_port: int | None = typer.Option(
             None, min=1, max=65535, help="serve Prometheus /metrics on this port (CHATLENS_METRICS_PORT)"
         ),
+        metrics_host: str | None = typer.Option(
+            None,
+            "--metrics-host",
+            help="address /metrics listens on [CHATLENS_METRICS_HOST]",
+        ),
     ) -> None:
         """Serve the queues, loading each model once for the life of the process."""
         settings = get_settings()
         if metrics_port is not None:
             settings = settings.model_copy(update={"metrics_port": metrics_port})
+        if metrics_host is not None:
+            settings = settings.model_copy(update={"metrics_host": metrics_host})
         connection = connect_settings(settings, redis_url)
         run_worker(
             settings,
