@@ -46,33 +46,44 @@ def queues_table(rows: list[dict]) -> Table:
 WIDE = 120
 
 
+def _worker_cells(row: dict) -> dict[str, str | Text]:
+    rss = row["peak_rss_mb"]
+    return {
+        "host:pid": f"{row['host']}:{row['pid']}",
+        "queues": ", ".join(row["queues"]),
+        "state": row["state"],
+        "job": row["current_job"] or "-",
+        "heartbeat": _age(row["heartbeat_age_s"]) + " ago" if row["heartbeat_age_s"] is not None else "-",
+        "ok": str(row["jobs_done"]),
+        "failed": Text(str(row["jobs_failed"]), style="red" if row["jobs_failed"] else ""),
+        "peak RSS": f"{rss:.0f} MiB" if rss is not None else "-",
+        "models": ", ".join(f"{m} x{n}" for m, n in row["models"].items()) or "-",
+    }
+
+
 def workers_table(rows: list[dict], width: int = WIDE) -> Table:
-    wide = width >= WIDE
+    """One row per worker; narrower than WIDE, one cell per worker: its whole name on a line of its own
+    (a worker's name is what rq, the logs and `kill` go by: never cut), what it does on the next."""
     table = Table(title="workers", title_justify="left")
-    longest = max((len(row["name"]) for row in rows), default=6)
-    # A worker's name is what `rq`, logs and `kill` go by: never cut, at worst folded.
-    table.add_column("worker", min_width=min(longest, width // 2), overflow="fold")
     columns = ["host:pid", "queues", "state", "job", "heartbeat", "ok", "failed", "peak RSS", "models"]
-    if not wide:
-        columns = ["queues", "state", "heartbeat", "ok", "failed"]
+    if width < WIDE:
+        table.add_column("worker / queues, state, heartbeat, jobs ok/failed", overflow="fold")
+        if not rows:
+            table.add_row(Text("no live worker", style="bold red"))
+        for row in rows:
+            cells = _worker_cells(row)
+            line = f"  {cells['queues']} · {row['state']} · beat {cells['heartbeat']}"
+            line += f" · {row['jobs_done']} ok / {row['jobs_failed']} failed"
+            table.add_row(Text(row["name"], style="bold") + Text("\n" + line))
+        return table
+    table.add_column("worker", overflow="fold")
     for column in columns:
         right = column in ("ok", "failed", "peak RSS")
         table.add_column(column, justify="right" if right else "left", overflow="fold")
     if not rows:
         table.add_row(Text("no live worker", style="bold red"), *[""] * len(columns))
     for row in rows:
-        rss = row["peak_rss_mb"]
-        cells = {
-            "host:pid": f"{row['host']}:{row['pid']}",
-            "queues": "\n".join(row["queues"]) if not wide else ", ".join(row["queues"]),
-            "state": row["state"],
-            "job": row["current_job"] or "-",
-            "heartbeat": _age(row["heartbeat_age_s"]) + " ago" if row["heartbeat_age_s"] is not None else "-",
-            "ok": str(row["jobs_done"]),
-            "failed": Text(str(row["jobs_failed"]), style="red" if row["jobs_failed"] else ""),
-            "peak RSS": f"{rss:.0f} MiB" if rss is not None else "-",
-            "models": ", ".join(f"{m} x{n}" for m, n in row["models"].items()) or "-",
-        }
+        cells = _worker_cells(row)
         table.add_row(row["name"], *(cells[c] for c in columns))
     return table
 
