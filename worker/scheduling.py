@@ -104,7 +104,8 @@ class Scheduling(threading.Thread):
     def stop(self) -> None:
         """End the thread and hand the leases back at once (a warm stop; a death lets them lapse)."""
         self.stopped.set()
-        self.join(timeout=PASS_S * 5)
+        if self.is_alive():
+            self.join(timeout=PASS_S * 5)
         with contextlib.suppress(RedisError):
             for name in self.held:
                 self._release(keys=[lease_key(name)], args=[self.holder])
