@@ -143,7 +143,10 @@ def requeue(
             item.queue, connection=connection, serializer=q.SERIALIZER, job_class=ContextJob
         )
         job = _safe_fetch(registry, item.job_id)
-        if job is not None and job.meta.pop(RECLAIMS, None) is not None:
-            job.save_meta()  # a fresh start: its worker deaths so far no longer count against it
+        if job is not None:
+            job.meta.pop(RECLAIMS, None)  # a fresh start: its worker deaths so far no longer count against it
+            if job.func_name in q.TIMED_JOBS:
+                job.timeout = settings.job_timeout_s  # today's setting, not the one it was enqueued with
+            job.save()
         registry.requeue(item.job_id)
     return moved, refused

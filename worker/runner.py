@@ -98,6 +98,11 @@ class ChatlensWorker(SimpleWorker):
         if isinstance(job, ContextJob):
             job.context = self.context
             job.job_functions = self.job_functions
+        if job.func_name in q.TIMED_JOBS:
+            # This worker's timeout, not the one the producer had when it enqueued the job: the setting
+            # belongs to whoever runs the job (a slower host, a bigger model), and changing it must not
+            # wait for the queued jobs to drain.
+            job.timeout = self.context.settings.job_timeout_s
         reason = foreign_reason(job, self.job_functions)
         if reason is not None:
             # Its own Retry must not bring it back: a refused job fails once, for good.

@@ -28,6 +28,9 @@ CLASSIFY_JOB = "worker.jobs.classify_batch"
 SUMMARISE_JOB = "worker.jobs.summarise_conversation"
 SUMMARISE_MANY_JOB = "worker.jobs.summarise_conversations"
 EVALUATE_JOB = "eval.jobs.evaluate_latest_run"
+# The jobs that run under CHATLENS_JOB_TIMEOUT_S, as the worker running them has it (the nightly
+# evaluation sets its own): applied when a job starts, and when `chatlens requeue` puts one back.
+TIMED_JOBS = frozenset({CLASSIFY_JOB, SUMMARISE_JOB, SUMMARISE_MANY_JOB})
 
 
 def job_name(func: Callable[..., object]) -> str:

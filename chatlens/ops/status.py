@@ -17,24 +17,17 @@ from rq.job import Job
 
 from chatlens.core import keys
 from chatlens.core import queues as q
+from chatlens.core.failed import failed_by_run, known_queues
 from chatlens.core.schemas import LastEval, RunInfo
 from chatlens.core.settings import Settings
 from chatlens.core.store import RunStore
 
 SCHEMA_VERSION = 1
 UNSUMMARISED_SHOWN = 20  # conversation ids listed in `unsummarised_ids` (the count is whole)
-QUEUE_KEY_PREFIX = "rq:queue:"
 
 
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
-
-
-def queue_names(connection: Redis, settings: Settings) -> list[str]:
-    """The queues the settings name, and every chatlens queue RQ knows of (another host's backends)."""
-    known = {_text(k).removeprefix(QUEUE_KEY_PREFIX) for k in connection.smembers(Queue.redis_queues_keys)}
-    wanted = {*q.default_queues(settings), settings.eval_queue}
-    return sorted(n for n in known | wanted if q.is_chatlens_queue(n, settings))
 
 
 def _oldest_age_s(queue: Queue, now: float) -> float | None:
@@ -48,30 +41,13 @@ def _oldest_age_s(queue: Queue, now: float) -> float | None:
     return round(max(0.0, now - at.replace(tzinfo=at.tzinfo or UTC).timestamp()), 1)
 
 
-def _failed_jobs_by_run(queue: Queue) -> dict[str, int]:
-    """Failed jobs of `queue`, counted by the run they name (`queues.job_run`, as `chatlens failed` reads
-    them): classify and summary jobs; the evaluation job names none."""
-    counts: dict[str, int] = {}
-    ids = queue.failed_job_registry.get_job_ids()
-    for job in Job.fetch_many(ids, connection=queue.connection, serializer=q.SERIALIZER):
-        if job is None:
-            continue
-        try:
-            run = q.job_run(job.func_name, job.kwargs, job.meta)
-        except Exception:  # an undecodable job is still a failed job; it just names no run
-            run = None
-        if run is not None:
-            counts[run] = counts.get(run, 0) + 1
-    return counts
-
-
 def _queues(connection: Redis, settings: Settings, now: float) -> tuple[list[dict], dict[str, int]]:
     rows: list[dict] = []
-    failed_by_run: dict[str, int] = {}
-    for name in queue_names(connection, settings):
+    failed_counts: dict[str, int] = {}
+    for name in known_queues(connection, settings):
         queue = Queue(name, connection=connection, serializer=q.SERIALIZER)
-        for run, n in _failed_jobs_by_run(queue).items():
-            failed_by_run[run] = failed_by_run.get(run, 0) + n
+        for run, ids in failed_by_run(connection, name).items():
+            failed_counts[run] = failed_counts.get(run, 0) + len(ids)
         rows.append(
             {
                 "name": name,
@@ -82,7 +58,7 @@ def _queues(connection: Redis, settings: Settings, now: float) -> tuple[list[dic
                 "workers": 0,  # filled in from the workers below
             }
         )
-    return rows, failed_by_run
+    return rows, failed_counts
 
 
 def _workers(connection: Redis, now: float) -> list[dict]:

@@ -25,8 +25,8 @@ from rq.utils import utcparse
 
 from chatlens.core import queues as q
 from chatlens.core.context import JobContext
+from chatlens.core.failed import QUEUE_KEY_PREFIX
 from chatlens.core.settings import Settings
-from chatlens.ops.status import QUEUE_KEY_PREFIX
 from eval.cron import JSONCronJob
 from eval.jobs import evaluate_latest_run
 from worker.job import ContextJob

@@ -232,3 +232,22 @@ def test_watch_prints_a_snapshot_per_interval_when_piped(
     stdout, _ = proc.communicate(timeout=30)
     assert proc.returncode == 0
     assert stdout.count("chatlens status at") >= 2, stdout
+
+
+def test_drop_removes_the_runs_failed_jobs_and_no_other_runs(
+    toy_settings: Settings, redis_url: str, tmp_path: Path
+) -> None:
+    connection = redis.Redis.from_url(redis_url)
+    produce_toy_run(toy_settings, tmp_path)
+    enqueue_broken_batch(toy_settings, connection)
+    create_worker(toy_settings, connection, ["classify-toy"]).work(burst=True, logging_level="WARNING")
+    fail_summary_job(connection)
+    kept = fail_summary_job(connection, run="other")
+    env = subprocess_env(CHATLENS_REDIS_URL=redis_url, CHATLENS_CLASSIFIERS="toy")
+    dropped = run_chatlens("drop", "--run", "ops", "--yes", env=env, timeout=120)
+    assert dropped.returncode == 0, dropped.stderr
+    assert "2 failed job(s) removed" in dropped.stdout
+    assert connection.zcard("rq:failed:classify-toy") == 0
+    assert [j.decode() for j in connection.zrange("rq:failed:summarise-extractive", 0, -1)] == [kept]
+    listed = run_chatlens("failed", "--json", env=env, timeout=120)
+    assert [f["run"] for f in json.loads(listed.stdout)] == ["other"]
