@@ -8,6 +8,9 @@ with the worker role's own (worker/__main__.py).
 from __future__ import annotations
 
 import json
+import logging
+import os
+import sys
 from dataclasses import dataclass
 
 import typer
@@ -20,6 +23,18 @@ from chatlens.core.settings import get_settings
 from worker.dead_letters import failed_jobs
 from worker.dead_letters import requeue as requeue_failed
 from worker.runner import run_worker
+
+
+def end_process() -> None:
+    """Exit now that the worker has stopped and said so. The interpreter's own teardown of a process
+    that holds torch and its models (hundreds of thousands of objects to collect, module by module) took
+    seconds on a loaded host, after the last log line; nothing is left to run at that point (the
+    models are read-only, every record is in Redis), so the logs and streams are flushed and the
+    process ends without it."""
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 @dataclass(frozen=True)
@@ -66,6 +81,7 @@ class WorkerCommands:
             log_level.upper(),
             job_functions=self.job_functions,
         )
+        end_process()
 
     @user_errors
     def failed(

@@ -38,7 +38,7 @@ class Starting(threading.Thread):
             if self.finished.wait(refresh):
                 break
             waited += refresh
-        self._delete()
+        self._remove_marker()
 
     def done(self) -> None:
         """The worker serves (or gave up): the marker goes now, not when it expires."""
@@ -46,8 +46,8 @@ class Starting(threading.Thread):
         if self.is_alive():
             self.join(timeout=5)
         else:
-            self._delete()
+            self._remove_marker()
 
-    def _delete(self) -> None:
+    def _remove_marker(self) -> None:
         with contextlib.suppress(RedisError):
             self.connection.delete(self.key)

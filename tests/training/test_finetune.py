@@ -139,8 +139,12 @@ def test_worker_follows_the_moved_alias_between_batches(
             raw = connection.hvals(keys.results(run, "finetuned"))
             versions[run] = {Prediction.model_validate_json(r).model_version for r in raw}
     finally:
-        worker.terminate()
-        worker.wait(30)
+        asked = time.monotonic()
+        worker.terminate()  # idle by now: it exits within seconds, and says so
+        _, log = worker.communicate(timeout=60)
+        took = time.monotonic() - asked
+    assert worker.returncode == 0 and took < 5, (took, log[-2000:])
+    assert "stopped: worker" in log.rstrip().splitlines()[-1], log[-2000:]
     assert versions == {"before": {"models:/tiny-ft/1"}, "after": {"models:/tiny-ft/2"}}
     loads = {k.decode(): int(v) for k, v in connection.hgetall(keys.MODEL_LOADS).items()}
     assert list(loads.values()) == [2]  # one start, one swap, no restart
