@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import io
 from typing import Any
 
-from rich.console import Group
+from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
@@ -62,30 +63,58 @@ def _worker_cells(row: dict) -> dict[str, str | Text]:
 
 
 def workers_table(rows: list[dict], width: int = WIDE) -> Table:
-    """One row per worker; narrower than WIDE, one cell per worker: its whole name on a line of its own
-    (a worker's name is what rq, the logs and `kill` go by: never cut), what it does on the next."""
-    table = Table(title="workers", title_justify="left")
-    columns = ["host:pid", "queues", "state", "job", "heartbeat", "ok", "failed", "peak RSS", "models"]
-    if width < WIDE:
-        table.add_column("worker / queues, state, heartbeat, jobs ok/failed", overflow="fold")
+    """One row per worker, a column per figure, where that fits `width` with every worker's name whole
+    (a worker's name is what rq, the logs and `kill` go by: never cut); else one cell per worker: its
+    name on a line of its own, what it does on the next."""
+    cells = [_worker_cells(row) for row in rows]
+    # The narrowest each column may be: names, host:pid and queue names whole, the rest folded.
+    minimum = {
+        "worker": max((len(row["name"]) for row in rows), default=14),
+        "host:pid": max((len(str(c["host:pid"])) for c in cells), default=8),
+        "queues": max((len(name) for row in rows for name in row["queues"]), default=6),
+        "state": 9,
+        "job": 8,
+        "heartbeat": 9,
+        "ok": 4,
+        "failed": 6,
+        "peak RSS": 8,
+        "models": 12,
+    }
+    needed = sum(minimum.values()) + 3 * len(minimum) + 1  # each cell's padding and rule, and the edge
+    if width >= WIDE and needed <= width:
+        table = Table(title="workers", title_justify="left")
+        for column, least in minimum.items():
+            right = column in ("ok", "failed", "peak RSS")
+            table.add_column(
+                column,
+                justify="right" if right else "left",
+                overflow="fold",
+                min_width=least,
+                max_width=None if column in ("worker", "host:pid", "queues") else max(least, 24),
+            )
         if not rows:
-            table.add_row(Text("no live worker", style="bold red"))
-        for row in rows:
-            cells = _worker_cells(row)
-            line = f"  {cells['queues']} · {row['state']} · beat {cells['heartbeat']}"
-            line += f" · {row['jobs_done']} ok / {row['jobs_failed']} failed"
-            table.add_row(Text(row["name"], style="bold") + Text("\n" + line))
-        return table
-    table.add_column("worker", overflow="fold")
-    for column in columns:
-        right = column in ("ok", "failed", "peak RSS")
-        table.add_column(column, justify="right" if right else "left", overflow="fold")
+            table.add_row(Text("no live worker", style="bold red"), *[""] * (len(minimum) - 1))
+        for row, cell in zip(rows, cells, strict=True):
+            shown = {**cell, "queues": "\n".join(row["queues"])}
+            table.add_row(row["name"], *(shown[c] for c in list(minimum)[1:]))
+        if _fits(table, width):  # rich may still lay it out wider than its columns' minimums add up to
+            return table
+    table = Table(title="workers", title_justify="left")
+    table.add_column("worker / queues, state, heartbeat, jobs ok/failed", overflow="fold")
     if not rows:
-        table.add_row(Text("no live worker", style="bold red"), *[""] * len(columns))
-    for row in rows:
-        cells = _worker_cells(row)
-        table.add_row(row["name"], *(cells[c] for c in columns))
+        table.add_row(Text("no live worker", style="bold red"))
+    for row, cell in zip(rows, cells, strict=True):
+        line = f"  {cell['queues']} · {row['state']} · beat {cell['heartbeat']}"
+        line += f" · {row['jobs_done']} ok / {row['jobs_failed']} failed"
+        table.add_row(Text(row["name"], style="bold") + Text("\n" + line))
     return table
+
+
+def _fits(table: Table, width: int) -> bool:
+    """Whether `table` drawn `width` columns wide stays within them (rich crops, never says)."""
+    console = Console(width=width, file=io.StringIO(), color_system=None)
+    console.print(table, crop=False)
+    return max(map(len, console.file.getvalue().splitlines()), default=0) <= width  # type: ignore[attr-defined]
 
 
 def _eval_cell(last: dict | None) -> Text:
