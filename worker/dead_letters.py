@@ -144,9 +144,12 @@ def requeue(
         )
         job = _safe_fetch(registry, item.job_id)
         if job is not None:
-            job.meta.pop(RECLAIMS, None)  # a fresh start: its worker deaths so far no longer count against it
             if job.func_name in q.TIMED_JOBS:
                 job.timeout = settings.job_timeout_s  # today's setting, not the one it was enqueued with
-            job.save()
+                job.save(include_meta=False)
+            if job.meta.pop(RECLAIMS, None) is not None:
+                # A fresh start: its worker deaths so far no longer count against it. (save_meta: rq's
+                # save() leaves the stored meta as it was when the meta is empty.)
+                job.save_meta()
         registry.requeue(item.job_id)
     return moved, refused

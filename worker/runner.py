@@ -6,7 +6,6 @@ built with, and hands each job its `WorkerContext`.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import threading
 import time
@@ -16,7 +15,6 @@ from types import FrameType
 from typing import Any
 
 from redis import Redis
-from redis.exceptions import RedisError
 from rq import Queue, SimpleWorker
 from rq.exceptions import StopRequested
 from rq.executions import Execution
@@ -159,19 +157,17 @@ class ChatlensWorker(SimpleWorker):
             super().request_stop(signum, frame)
 
     def unsubscribe(self) -> None:
-        """rq's teardown stops the pubsub thread (which serves `rq`'s shutdown and kill-horse commands) and
-        waits for it; once unsubscribed, that thread sits out its 60 s poll before it sees the stop, so an
-        idle worker took up to a minute to exit after SIGTERM. Its stop flag is cleared and its
-        connection closed here without the wait: a daemon thread, it cannot hold the process."""
-        thread, pubsub = self.pubsub_thread, self.pubsub
-        if thread is None or pubsub is None:
+        """rq's teardown unsubscribes from the worker's command channel and waits for its pubsub thread.
+        That thread reads with a 60 s timeout while holding the pubsub's lock, which UNSUBSCRIBE needs
+        too, and sees the stop only after its read: an idle worker took up to a minute to exit after
+        SIGTERM. Here the thread is only told to stop, without the wait and without the lock: a daemon,
+        it cannot hold the process, and it closes its connection when its read ends (the process's
+        exit closes it first; Redis then drops the subscription)."""
+        thread = self.pubsub_thread
+        if thread is None:
             return
-        log.debug("worker %s: unsubscribing from %s", self.name, self.pubsub_channel_name)
-        with contextlib.suppress(RedisError):
-            pubsub.unsubscribe()
+        log.debug("worker %s: leaving %s", self.name, self.pubsub_channel_name)
         thread.stop(timeout=0)
-        with contextlib.suppress(RedisError):
-            pubsub.close()
         self.pubsub_thread = None
 
     # RQ's work loop quits on any error it meets outside dequeueing; these note when it was Redis.
