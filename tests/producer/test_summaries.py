@@ -15,7 +15,8 @@ from chatlens.cli.app import app
 from chatlens.core.connection import FAKE_URL, connect
 from chatlens.core.queues import SUMMARISE_JOB, SUMMARISE_MANY_JOB
 from chatlens.core.schemas import Conversation, Message
-from chatlens.core.settings import Settings
+from chatlens.core.settings import Settings, get_settings
+from chatlens.core.store import RunStore
 from producer.summaries import conversations, summary_jobs
 
 runner = CliRunner()
@@ -193,3 +194,21 @@ def test_summarise_reads_a_file_as_produce_does(tmp_path: Path, fake: str) -> No
     assert result.exit_code == 0, result.output
     assert "read 5 / " in result.output and "(0 batches)" in result.output  # stored, not classified
     assert {c.conversation_id: len(c.turns) for c in queued_conversations(fake)} == {"a": 3, "b": 2}
+
+
+def test_the_run_records_whether_it_expects_summaries(
+    tmp_path: Path, fake: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = RunStore(connect(fake), Settings().result_ttl_s)
+    monkeypatch.setenv("CHATLENS_SUMMARISE", "false")
+    get_settings.cache_clear()
+    off = runner.invoke(app, ["produce", str(write_csv(tmp_path / "m.csv", ROWS)), "--run", "off"])
+    assert off.exit_code == 0, off.output
+    assert store.run_info("off").summaries is False  # `chatlens status` expects none
+    later = runner.invoke(app, ["summarise", "--run", "off"])
+    assert later.exit_code == 0, later.output
+    assert store.run_info("off").summaries is True  # asked for afterwards: expected from now on
+    monkeypatch.setenv("CHATLENS_SUMMARISE", "true")
+    get_settings.cache_clear()
+    on = runner.invoke(app, ["produce", str(write_csv(tmp_path / "n.csv", ROWS)), "--run", "on"])
+    assert on.exit_code == 0 and store.run_info("on").summaries is True
