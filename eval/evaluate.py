@@ -15,7 +15,7 @@ from chatlens.core.settings import Settings
 from chatlens.core.store import RunStore
 from eval.metrics import ModelMetrics, score_counts
 from eval.regression import record_evaluation, results_version
-from eval.report import plot_confusion, write_report
+from eval.report import plot_confusion, summary_counts, summary_counts_section, write_report
 from eval.summaries import score_run_summaries, summary_table
 
 
@@ -88,6 +88,9 @@ def evaluate_run(connection: Redis, settings: Settings, run: str, out_dir: Path,
         _StreamedMessages(store, run),  # type: ignore[arg-type]  # it reads .values() only
         settings.summary_references,
     )
+    counts = summary_counts(
+        store.summaries(run), len(store.summary_errors(run)), store.conversation_count(run)
+    )
     out_dir.mkdir(parents=True, exist_ok=True)
     document = {
         "run": run,
@@ -96,11 +99,16 @@ def evaluate_run(connection: Redis, settings: Settings, run: str, out_dir: Path,
         "models": {m.model: m.summary() for m in models},
         "summaries": summaries,
         "conversations_summarised": store.summary_count(run),
+        "summary_counts": counts,
         # Entries in Redis that are not the record their key promises: skipped, counted, listed.
         "corrupt_records": [{"key": c.key, "field": c.field, "error": c.error} for c in store.corrupt],
     }
     (out_dir / "metrics.json").write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
     write_report(out_dir / "report.md", run, enqueued, models)
+    counts_section = summary_counts_section(counts)
+    if counts_section:
+        with (out_dir / "report.md").open("a", encoding="utf-8") as handle:
+            handle.write(counts_section)
     if store.corrupt:
         with (out_dir / "report.md").open("a", encoding="utf-8") as handle:
             handle.write(

@@ -10,6 +10,7 @@ matplotlib.use("Agg")  # workers and CI have no display
 import matplotlib.pyplot as plt
 import numpy as np
 
+from chatlens.core.schemas import Summary
 from eval.metrics import ModelMetrics
 
 
@@ -49,6 +50,30 @@ def write_report(path: Path, run: str, enqueued: int, models: list[ModelMetrics]
         lines.append(f"| {label} | {support} | " + " | ".join(cells) + " |")
     lines += ["", "Confusion matrices: " + ", ".join(f"`confusion_{m.model}.png`" for m in models), ""]
     path.write_text("\n".join(lines), encoding="utf-8")
+
+
+def summary_counts(summaries: dict[str, Summary], errors: int, conversations: int) -> dict[str, float | int]:
+    """What the workers summarised, reference summaries or not: written, errors, conversations, and the
+    mean length of a written summary in words (0 when none is written)."""
+    words = [len(s.text.split()) for s in summaries.values()]
+    return {
+        "written": len(summaries),
+        "errors": errors,
+        "conversations": conversations,
+        "mean_words": round(sum(words) / len(words), 1) if words else 0.0,
+    }
+
+
+def summary_counts_section(counts: dict[str, float | int]) -> str:
+    """report.md's summary counts; empty for a run with no summary written, failed or expected."""
+    if not (counts["written"] or counts["errors"]):
+        return ""
+    cells = (counts["written"], counts["errors"], counts["conversations"], f"{counts['mean_words']:.1f}")
+    row = "| " + " | ".join(str(c) for c in cells) + " |"
+    return (
+        "\n## Summaries written\n\n| written | errors | conversations | mean words |\n"
+        "| ---: | ---: | ---: | ---: |\n" + row + "\n"
+    )
 
 
 def plot_confusion(path: Path, metrics: ModelMetrics, run: str) -> None:

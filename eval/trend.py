@@ -13,9 +13,29 @@ from matplotlib.dates import date2num
 
 from chatlens.core.schemas import LastEval
 
+MIN_POINTS = 2
 
-def plot_trend(path: Path, evaluations: list[LastEval]) -> None:
-    """`evaluations` oldest first; a regression night is marked with a red ring."""
+
+def plot_trend(path: Path, evaluations: list[LastEval]) -> bool:
+    """`evaluations` oldest first; a regression night is marked with a red ring. A trend needs two
+    evaluations: with fewer, the image says so instead of a lone dot on a date axis matplotlib widens
+    to years. Returns whether a trend was drawn."""
+    if len(evaluations) < MIN_POINTS:
+        fig, ax = plt.subplots(figsize=(8, 4.5))
+        ax.axis("off")
+        run = evaluations[-1].run if evaluations else ""
+        ax.text(
+            0.5,
+            0.5,
+            f"run {run}: {len(evaluations)} evaluation so far.\n"
+            f"The trend needs {MIN_POINTS}; it is drawn from the next one on.",
+            ha="center",
+            va="center",
+            fontsize=12,
+        )
+        fig.savefig(path, dpi=100)
+        plt.close(fig)
+        return False
     fig, ax = plt.subplots(figsize=(8, 4.5))
     when = date2num([e.evaluated_at for e in evaluations])
     ax.xaxis_date()
@@ -43,3 +63,4 @@ def plot_trend(path: Path, evaluations: list[LastEval]) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+    return True

@@ -6,6 +6,7 @@ from enum import StrEnum
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 
 from chatlens.backends.summariser import SUMMARISERS
 from chatlens.core import queues
@@ -15,7 +16,7 @@ from chatlens.core.errors import ChatlensError
 from chatlens.core.keys import check_run_name
 from chatlens.core.settings import get_settings
 from chatlens.core.store import RunStore
-from producer.enqueue import queues_without_workers
+from producer.enqueue import expect_summaries, idle_queues_warning
 from producer.pipeline import produce_input
 from producer.rows import Columns, Format
 from producer.sampling import Sample
@@ -116,11 +117,7 @@ def summarise(
     out.print(
         f"enqueued {count} conversations on {queues.summarise_queue(chosen)}", highlight=False, soft_wrap=True
     )
-    idle = queues_without_workers(connection, [queues.summarise_queue(chosen)])
-    if idle:
-        err.print(
-            f"[yellow]warning:[/] no live worker on {idle[0]}; "
-            f"start one with `chatlens worker --queue {idle[0]}`",
-            highlight=False,
-            soft_wrap=True,
-        )
+    expect_summaries(connection, settings.result_ttl_s, run)
+    warning = idle_queues_warning(connection, [queues.summarise_queue(chosen)])
+    if warning:
+        err.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False, soft_wrap=True)

@@ -7,6 +7,7 @@ import typer
 from chatlens.core.connection import connect_settings
 from chatlens.core.console import out, user_errors
 from chatlens.core.errors import ChatlensError
+from chatlens.core.failed import drop_failed
 from chatlens.core.keys import check_run_name
 from chatlens.core.settings import get_settings
 from chatlens.core.store import RunStore
@@ -30,6 +31,13 @@ def drop(
     deleted = RunStore(connection, settings.result_ttl_s).drop_run(run)
     if not deleted:
         raise ChatlensError(f"no run named {run!r} in Redis; `chatlens status` lists the runs")
+    # Its failed jobs go with it: requeued, they would write a dropped run's results again.
+    failed = drop_failed(connection, settings, run)
     # Jobs of the run still queued would write results again (under a fresh TTL): they are left to the
-    # workers, which is why a drop is best run once the run is done (`chatlens status`).
-    out.print(f"dropped run {run}: {deleted} keys deleted", highlight=False, soft_wrap=True)
+    # workers, which is why a drop is best run once `chatlens status` shows the run done (every result
+    # and summary in or errored).
+    out.print(
+        f"dropped run {run}: {deleted} keys deleted, {failed} failed job(s) removed",
+        highlight=False,
+        soft_wrap=True,
+    )

@@ -9,7 +9,8 @@ from redis import Redis
 from redis.client import Pipeline
 from rq import Queue, Retry, Worker
 
-from chatlens.core import queues
+from chatlens.core import keys, queues
+from chatlens.core.run_reader import text
 from chatlens.core.schemas import RunInfo
 from chatlens.core.settings import Settings
 from chatlens.core.store import RunStore
@@ -51,8 +52,11 @@ def enqueue_classify_jobs(
         queue.enqueue_many(jobs, pipeline=pipe)
 
 
-def record_run(connection: Redis, ttl_s: int, run: str, source: str, classifiers: list[str]) -> RunInfo:
-    """Describe the run as it now stands in Redis (a re-produce adds to it, never replaces it)."""
+def record_run(
+    connection: Redis, ttl_s: int, run: str, source: str, classifiers: list[str], summaries: bool = False
+) -> RunInfo:
+    """Describe the run as it now stands in Redis (a re-produce adds to it, never replaces it).
+    `summaries`: this produce enqueues summaries; once a run expects them it keeps expecting them."""
     store = RunStore(connection, ttl_s)
     previous = store.run_info(run)
     # Counters kept as messages are stored (`RunStore.add_new_messages`): nothing is read back.
@@ -64,14 +68,47 @@ def record_run(connection: Redis, ttl_s: int, run: str, source: str, classifiers
         messages=store.message_count(run),
         labelled=labelled,
         classifiers=sorted(set(classifiers) | set(previous.classifiers if previous else [])),
+        summaries=summaries or bool(previous and previous.summaries),
         created_at=previous.created_at if previous else datetime.now(UTC),
     )
     store.save_run_info(info)
     return info
 
 
+def expect_summaries(connection: Redis, ttl_s: int, run: str) -> None:
+    """Note on the run's record that it expects a summary per conversation (`chatlens summarise`)."""
+    store = RunStore(connection, ttl_s)
+    info = store.run_info(run)
+    if info is not None and not info.summaries:
+        store.save_run_info(info.model_copy(update={"summaries": True}))
+
+
 def queues_without_workers(connection: Redis, names: list[str]) -> list[str]:
+    """The queues among `names` that no live worker serves and no starting worker will serve: a worker
+    still loading its models is not registered with rq yet, but its marker (keys.worker_starting) is."""
     served: set[str] = set()
     for worker in Worker.all(connection=connection):
         served.update(worker.queue_names())
+    served.update(starting_workers(connection))
     return [n for n in names if n not in served]
+
+
+def starting_workers(connection: Redis) -> set[str]:
+    """The queues of the workers that are starting (loading their models) now."""
+    found: set[str] = set()
+    for key in connection.scan_iter(match=f"{keys.WORKER_STARTING_PREFIX}*", count=1_000):
+        value = connection.get(key)
+        if value:
+            found.update(text(value).split(","))
+    return found
+
+
+def idle_queues_warning(connection: Redis, names: list[str]) -> str | None:
+    """The warning `produce` and `summarise` end with when jobs went to queues nobody serves: one
+    `chatlens worker` command that serves every one of them; None when each is served or a worker that
+    will serve it is starting."""
+    idle = queues_without_workers(connection, names)
+    if not idle:
+        return None
+    flags = " ".join(f"--queue {n}" for n in idle)
+    return f"no live worker on {', '.join(idle)}; start one with `chatlens worker {flags}`"

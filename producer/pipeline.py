@@ -26,7 +26,7 @@ from chatlens.core.keys import check_run_name
 from chatlens.core.schemas import ProduceCounts
 from chatlens.core.settings import Settings
 from producer.csv_out import RejectsFile, SplitFiles
-from producer.enqueue import queues_without_workers, record_run
+from producer.enqueue import idle_queues_warning, record_run
 from producer.flush import BatchWriter
 from producer.input_checks import no_rows
 from producer.outage import REDIS_LOST, RedisLost, stopped_line
@@ -90,7 +90,7 @@ def produce_input(
             options,
             rejects,
             on_record=lambda: record_run(
-                connection, settings.result_ttl_s, run, source, settings.classifiers
+                connection, settings.result_ttl_s, run, source, settings.classifiers, settings.summarise
             ),
             selection=None if parts is None else Selection(parts, split.add if split else None),
         )
@@ -123,14 +123,11 @@ def produce_input(
         _say(f"rejected rows are listed in {escape(str(rejects.path))}")
     if counts.batches and warn_idle_queues:
         try:
-            idle = queues_without_workers(connection, queues.default_queues(settings))
+            warning = idle_queues_warning(connection, queues.default_queues(settings))
         except REDIS_LOST:  # everything is written: advice is not worth waiting for Redis
-            idle = []
-        if idle:
-            _say(
-                f"[yellow]warning:[/] no live worker on {', '.join(idle)}; start one with "
-                f"`chatlens worker --queue {idle[0]}`"
-            )
+            warning = None
+        if warning:
+            _say(f"[yellow]warning:[/] {escape(warning)}")
     return counts
 
 

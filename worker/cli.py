@@ -8,6 +8,9 @@ with the worker role's own (worker/__main__.py).
 from __future__ import annotations
 
 import json
+import logging
+import os
+import sys
 from dataclasses import dataclass
 
 import typer
@@ -20,6 +23,18 @@ from chatlens.core.settings import get_settings
 from worker.dead_letters import failed_jobs
 from worker.dead_letters import requeue as requeue_failed
 from worker.runner import run_worker
+
+
+def end_process() -> None:
+    """Exit now that the worker has stopped and said so. The interpreter's own teardown of a process
+    that holds torch and its models (hundreds of thousands of objects to collect, module by module) took
+    seconds on a loaded host, after the last log line; nothing is left to run at that point (the
+    models are read-only, every record is in Redis), so the logs and streams are flushed and the
+    process ends without it."""
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 @dataclass(frozen=True)
@@ -43,11 +58,18 @@ class WorkerCommands:
         metrics_port: int | None = typer.Option(
             None, min=1, max=65535, help="serve Prometheus /metrics on this port (CHATLENS_METRICS_PORT)"
         ),
+        metrics_host: str | None = typer.Option(
+            None,
+            "--metrics-host",
+            help="address /metrics listens on [CHATLENS_METRICS_HOST]",
+        ),
     ) -> None:
         """Serve the queues, loading each model once for the life of the process."""
         settings = get_settings()
         if metrics_port is not None:
             settings = settings.model_copy(update={"metrics_port": metrics_port})
+        if metrics_host is not None:
+            settings = settings.model_copy(update={"metrics_host": metrics_host})
         connection = connect_settings(settings, redis_url)
         run_worker(
             settings,
@@ -59,6 +81,7 @@ class WorkerCommands:
             log_level.upper(),
             job_functions=self.job_functions,
         )
+        end_process()
 
     @user_errors
     def failed(

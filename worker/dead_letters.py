@@ -49,20 +49,14 @@ def chatlens_queues(connection: Redis, settings: Settings) -> list[Queue]:
 def _describe(job: Job) -> tuple[str | None, str]:
     """(run, what it was) read from the job's JSON arguments, never by importing anything."""
     kwargs = job.kwargs if isinstance(job.kwargs, dict) else {}
+    run = q.job_run(job.func_name, kwargs, job.meta)
     if job.func_name == q.CLASSIFY_JOB and isinstance(kwargs.get("batch"), dict):
-        batch = kwargs["batch"]
-        return batch.get(
-            "run"
-        ), f"classify {len(batch.get('items', []))} messages ({kwargs.get('classifier')})"
+        return run, f"classify {len(kwargs['batch'].get('items', []))} messages ({kwargs.get('classifier')})"
     if job.func_name == q.SUMMARISE_JOB and isinstance(kwargs.get("conversation"), dict):
         conv = kwargs["conversation"]
-        return conv.get(
-            "run"
-        ), f"summarise conversation {conv.get('conversation_id')} ({kwargs.get('backend')})"
+        return run, f"summarise conversation {conv.get('conversation_id')} ({kwargs.get('backend')})"
     if job.func_name == q.SUMMARISE_MANY_JOB and isinstance(kwargs.get("conversations"), list):
-        convs = kwargs["conversations"]
-        first = convs[0] if convs and isinstance(convs[0], dict) else {}
-        return first.get("run"), f"summarise {len(convs)} conversations ({kwargs.get('backend')})"
+        return run, f"summarise {len(kwargs['conversations'])} conversations ({kwargs.get('backend')})"
     if job.func_name == q.EVALUATE_JOB:
         return None, "evaluate the latest run"
     return None, f"foreign: {job.func_name}"
@@ -149,7 +143,13 @@ def requeue(
             item.queue, connection=connection, serializer=q.SERIALIZER, job_class=ContextJob
         )
         job = _safe_fetch(registry, item.job_id)
-        if job is not None and job.meta.pop(RECLAIMS, None) is not None:
-            job.save_meta()  # a fresh start: its worker deaths so far no longer count against it
+        if job is not None:
+            if job.func_name in q.TIMED_JOBS:
+                job.timeout = settings.job_timeout_s  # today's setting, not the one it was enqueued with
+                job.save(include_meta=False)
+            if job.meta.pop(RECLAIMS, None) is not None:
+                # A fresh start: its worker deaths so far no longer count against it. (save_meta: rq's
+                # save() leaves the stored meta as it was when the meta is empty.)
+                job.save_meta()
         registry.requeue(item.job_id)
     return moved, refused

@@ -52,7 +52,7 @@ class WorkerMetrics:
         self.server: Any = None
 
     # -- Prometheus --------------------------------------------------------------------------------
-    def serve(self, port: int, address: str = "0.0.0.0") -> None:
+    def serve(self, port: int, address: str = "127.0.0.1") -> None:
         """Serve /metrics on `port` from a thread of this process."""
         try:
             from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
@@ -98,7 +98,7 @@ class WorkerMetrics:
             self.server, _thread = start_http_server(port, addr=address, registry=registry)
         except OSError as exc:
             raise ChatlensError(f"metrics port {port}: cannot listen on it ({exc.strerror})") from None
-        log.info("serving Prometheus metrics on :%d/metrics", port)
+        log.info("serving Prometheus metrics on %s:%d/metrics", address, port)
 
     def close(self) -> None:
         if self.server is not None:

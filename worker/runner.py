@@ -31,6 +31,8 @@ from worker.context import WorkerContext
 from worker.job import ContextJob, foreign_reason
 from worker.logs import configure_logging
 from worker.recovery import REDIS_LOST, Heartbeat, reclaim, wait_for_redis
+from worker.scheduling import Scheduling
+from worker.starting import Starting
 
 log = logging.getLogger("chatlens.worker")
 
@@ -90,11 +92,18 @@ class ChatlensWorker(SimpleWorker):
         self.lost_redis = False  # set when a Redis call failed for want of a connection
         self.stop_requested = threading.Event()  # SIGTERM or SIGINT (or rq's shutdown command) came
         self.in_work_loop = False
+        self.starting: Starting | None = None  # the "still loading" marker, cleared once it serves
+        self.announced = False
 
     def perform_job(self, job: Job, queue: Queue, execution: Execution) -> bool:
         if isinstance(job, ContextJob):
             job.context = self.context
             job.job_functions = self.job_functions
+        if job.func_name in q.TIMED_JOBS:
+            # This worker's timeout, not the one the producer had when it enqueued the job: the setting
+            # belongs to whoever runs the job (a slower host, a bigger model), and changing it must not
+            # wait for the queued jobs to drain.
+            job.timeout = self.context.settings.job_timeout_s
         reason = foreign_reason(job, self.job_functions)
         if reason is not None:
             # Its own Retry must not bring it back: a refused job fails once, for good.
@@ -114,15 +123,30 @@ class ChatlensWorker(SimpleWorker):
             reclaim(queue, expired_before=time.time(), max_reclaims=max_reclaims)
         super().clean_registries()
 
-    def work(self, *args: Any, **kwargs: Any) -> bool:
+    def work(self, burst: bool = False, *, with_scheduler: bool = False, **kwargs: Any) -> bool:  # type: ignore[override]
+        """rq's work loop, with chatlens's heartbeat thread and, `with_scheduler`, its scheduling thread
+        (worker/scheduling.py) instead of rq's forked scheduler process."""
         beat = Heartbeat(self, self.context.settings)
         beat.start()
+        scheduling = Scheduling(self.connection, self.queues, self.name) if with_scheduler else None
+        if scheduling is not None:
+            scheduling.start()
         self.in_work_loop = True
         try:
-            return super().work(*args, **kwargs)
+            return super().work(burst, with_scheduler=False, **kwargs)
         finally:
             self.in_work_loop = False
             beat.stopped.set()
+            if scheduling is not None:
+                scheduling.stop()
+
+    def dequeue_job_and_maintain_ttl(self, timeout: int | None, max_idle_time: int | None = None) -> Any:
+        if not self.announced:  # registered and about to take its first job: it serves from now on
+            self.announced = True
+            if self.starting is not None:
+                self.starting.done()
+            log.info("ready: serving %s", ", ".join(self.queue_names()))
+        return super().dequeue_job_and_maintain_ttl(timeout, max_idle_time)
 
     def request_stop(self, signum: int, frame: FrameType | None) -> None:
         """rq's handler of SIGINT and SIGTERM (its shutdown command sends SIGINT). Noted here, where
@@ -132,6 +156,20 @@ class ChatlensWorker(SimpleWorker):
         self.stop_requested.set()
         if self.in_work_loop:
             super().request_stop(signum, frame)
+
+    def unsubscribe(self) -> None:
+        """rq's teardown unsubscribes from the worker's command channel and waits for its pubsub thread.
+        That thread reads with a 60 s timeout while holding the pubsub's lock, which UNSUBSCRIBE needs
+        too, and sees the stop only after its read: an idle worker took up to a minute to exit after
+        SIGTERM. Here the thread is only told to stop, without the wait and without the lock: a daemon,
+        it cannot hold the process, and it closes its connection when its read ends (the process's
+        exit closes it first; Redis then drops the subscription)."""
+        thread = self.pubsub_thread
+        if thread is None:
+            return
+        log.debug("worker %s: leaving %s", self.name, self.pubsub_channel_name)
+        thread.stop(timeout=0)
+        self.pubsub_thread = None
 
     # RQ's work loop quits on any error it meets outside dequeueing; these note when it was Redis.
     def execute_job(self, job: Job, queue: Queue) -> None:
@@ -167,10 +205,20 @@ def create_worker(
     check_queues(settings, queues, job_functions)
     connection = _with_blocking_timeout(connection, settings.worker_ttl_s + 10)
     context = WorkerContext(settings, connection)
-    if settings.metrics_port:  # before preload, so /metrics is up while the models load
-        context.metrics.serve(settings.metrics_port)
-    preload(context, queues, threads or settings.threads)
-    return _build(context, queues, name, job_functions)
+    # Until rq registers it, a loading worker is invisible: `produce` reads this marker instead.
+    starting = Starting(connection, queues)
+    starting.start()
+    try:
+        if settings.metrics_port:  # before preload, so /metrics is up while the models load
+            context.metrics.serve(settings.metrics_port, settings.metrics_host)
+        log.info("loading models for %s …", ", ".join(queues))
+        preload(context, queues, threads or settings.threads)
+        worker = _build(context, queues, name, job_functions)
+    except BaseException:
+        starting.done()
+        raise
+    worker.starting = starting
+    return worker
 
 
 def _with_blocking_timeout(connection: Redis, seconds: float) -> Redis:
@@ -212,10 +260,22 @@ def run_worker(
     configure_logging(logging_level, settings.log_format, settings.redis_url)  # worker/logs.py
     worker = create_worker(settings, connection, queues, name, threads, job_functions)
     logging.getLogger("rq.worker").setLevel(logging_level)
+    worked, worker = _serve(worker, queues, name, burst, logging_level, with_scheduler)
+    why = "asked to stop" if worker.stop_requested.is_set() else "queues empty" if burst else "its loop ended"
+    log.info("stopped: worker %s (%s)", worker.name, why)
+    return worked
+
+
+def _serve(
+    worker: ChatlensWorker, queues: list[str], name: str | None, burst: bool, logging_level: str,
+    with_scheduler: bool,
+) -> tuple[bool, ChatlensWorker]:  # fmt: skip
+    """Work until done or asked to stop, through Redis losses; (whether it worked, the last worker)."""
     worked = False
     while True:
-        # The scheduler moves retried jobs back onto their queue once their backoff has passed. It takes
-        # its lock with a Lua script, which the embedded fakeredis cannot run: the demo goes without it.
+        # The scheduling thread (worker/scheduling.py) moves retried jobs back onto their queue once their
+        # backoff has passed. Its lease is a Lua script, which the embedded fakeredis cannot run: the
+        # demo goes without it.
         try:
             worked = (
                 worker.work(burst=burst, with_scheduler=with_scheduler, logging_level=logging_level) or worked
@@ -223,12 +283,12 @@ def run_worker(
         except REDIS_LOST:  # teardown after a lost connection fails the same way
             worker.lost_redis = True
         except StopRequested:  # rq's handler raises it when idle: here, in the teardown after Redis went away
-            return worked
+            return worked, worker
         if not worker.lost_redis or worker.stop_requested.is_set():
-            return worked
+            return worked, worker
         fresh = _reconnect(worker, queues, name)
         if fresh is None:  # asked to stop while Redis was away: no batch is running, nothing to finish
-            return worked
+            return worked, worker
         worker = fresh
 
 

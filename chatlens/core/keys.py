@@ -8,11 +8,24 @@ PREFIX = "chatlens"
 RUNS = f"{PREFIX}:runs"  # sorted set: run name -> creation time (epoch seconds)
 MODEL_LOADS = f"{PREFIX}:stats:model_loads"  # hash: "<host>:<pid>:<model>" -> loads in that process
 WORKER_PEAK_RSS = f"{PREFIX}:stats:worker_peak_rss_mb"  # hash: "<host>:<pid>" -> peak RSS (MiB)
+# string "<queues, comma-separated>", one per worker process that is loading its models: set when
+# `chatlens worker` starts, refreshed while it loads, deleted once it serves (or it expires), so `produce`
+# counts a worker that is still loading as one that is coming (see WORKER_STARTING_TTL_S).
+WORKER_STARTING_PREFIX = f"{PREFIX}:worker-starting:"
+WORKER_STARTING_TTL_S = 30
+# The lock of the one scheduling pass at a time (worker/scheduling.py): who moves retried jobs whose
+# backoff has passed back onto their queue. Held for a few seconds and renewed by its holder, so it
+# passes to another worker soon after its holder dies.
+SCHEDULER_LOCK = f"{PREFIX}:lock:scheduler"
 # A lock the nightly evaluation holds while it runs, so missed cron ticks queued behind each other
 # never evaluate concurrently (and the later ones find the run unchanged and skip).
 EVAL_LOCK = f"{PREFIX}:lock:nightly-eval"
 
 _RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+
+
+def worker_starting(process: str) -> str:
+    return f"{WORKER_STARTING_PREFIX}{process}"  # process: "<host>:<pid>"
 
 
 def check_run_name(run: str) -> str:
@@ -91,6 +104,12 @@ def throughput(run: str) -> str:
     # hash: minute (epoch seconds // 60) -> messages a worker wrote a result or an error for in it
     # (a retried batch counts again); `chatlens status` reads the last minutes for msg/s and the ETA.
     return f"{PREFIX}:run:{run}:throughput"
+
+
+def summary_throughput(run: str) -> str:
+    # hash: minute (epoch seconds // 60) -> conversations a worker wrote a summary or a summary error for
+    # in it; with `throughput`, what `chatlens status` reads for the summaries' rate and ETA.
+    return f"{PREFIX}:run:{run}:summary-throughput"
 
 
 def results_version(run: str) -> str:

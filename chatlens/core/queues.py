@@ -28,6 +28,9 @@ CLASSIFY_JOB = "worker.jobs.classify_batch"
 SUMMARISE_JOB = "worker.jobs.summarise_conversation"
 SUMMARISE_MANY_JOB = "worker.jobs.summarise_conversations"
 EVALUATE_JOB = "eval.jobs.evaluate_latest_run"
+# The jobs that run under CHATLENS_JOB_TIMEOUT_S, as the worker running them has it (the nightly
+# evaluation sets its own): applied when a job starts, and when `chatlens requeue` puts one back.
+TIMED_JOBS = frozenset({CLASSIFY_JOB, SUMMARISE_JOB, SUMMARISE_MANY_JOB})
 
 
 def job_name(func: Callable[..., object]) -> str:
@@ -62,3 +65,24 @@ def default_queues(settings: Settings) -> list[str]:
     if settings.summarise:
         names.append(summarise_queue(settings.summary_backend))
     return names
+
+
+def job_run(func_name: str | None, kwargs: object, meta: object = None) -> str | None:
+    """The run a chatlens job works for, read from its JSON arguments as the producer writes them
+    (`batch=`, `conversation=`, `conversations=`), or from `meta["run"]` where a job carries one; None
+    for the evaluation job and anything else. Shared by `chatlens failed` and `chatlens status`, so the
+    two always count the same failed jobs for a run."""
+    if isinstance(meta, dict) and isinstance(meta.get("run"), str):
+        return meta["run"]
+    args = kwargs if isinstance(kwargs, dict) else {}
+    if func_name == CLASSIFY_JOB:
+        found = args.get("batch")
+    elif func_name == SUMMARISE_JOB:
+        found = args.get("conversation")
+    elif func_name == SUMMARISE_MANY_JOB:
+        convs = args.get("conversations")
+        found = convs[0] if isinstance(convs, list) and convs else None
+    else:
+        return None
+    run = found.get("run") if isinstance(found, dict) else None
+    return run if isinstance(run, str) else None

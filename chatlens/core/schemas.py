@@ -123,6 +123,10 @@ class RunInfo(Record):
     messages: int
     labelled: int
     classifiers: list[str]
+    # Whether the producer enqueued summaries for the run (settings.summarise, or `chatlens summarise`):
+    # `chatlens status` expects one summary per conversation only then. None: recorded by a producer
+    # from before the field, read as "expected if any summary was written".
+    summaries: bool | None = None
     created_at: datetime = Field(default_factory=_now)
     updated_at: datetime = Field(default_factory=_now)
 

@@ -229,6 +229,12 @@ class Settings(BaseSettings):
     metrics_port: int | None = Field(
         None, ge=1, le=65535, description="a worker serves Prometheus /metrics on this port; None = off"
     )
+    metrics_host: str = Field(
+        "127.0.0.1",
+        min_length=1,
+        description="address /metrics listens on (worker --metrics-port, status --serve): 127.0.0.1 keeps it "
+        "on this host; 0.0.0.0 (as the compose file sets) lets Prometheus on another host scrape it",
+    )
     log_format: str = Field("text", pattern="^(text|json)$", description="text, or json for log shippers")
     progress_log_s: float = Field(30.0, gt=0, description="how often a busy worker logs one progress line")
 

@@ -105,6 +105,7 @@ class RunStore(RunReader):
             pipe.hset(keys.summaries(run), summary.conversation_id, summary.model_dump_json())
             pipe.expire(keys.summaries(run), self.ttl_s)
             pipe.hdel(keys.summary_errors(run), summary.conversation_id)
+            self._count_summary(pipe, run)
             self._count_progress(pipe, run, 0)
 
         self.ack.write(fill, f"summary of conversation {summary.conversation_id} (run {run})")
@@ -113,7 +114,13 @@ class RunStore(RunReader):
         with self.redis.pipeline() as pipe:
             pipe.hset(keys.summary_errors(run), error.conversation_id, error.model_dump_json())
             pipe.expire(keys.summary_errors(run), self.ttl_s)
+            self._count_summary(pipe, run)
             pipe.execute()
+
+    def _count_summary(self, pipe: Pipeline, run: str) -> None:
+        """A conversation answered (a summary or its error) this minute: the summaries' rate in status."""
+        pipe.hincrby(keys.summary_throughput(run), str(int(time.time()) // 60), 1)
+        pipe.expire(keys.summary_throughput(run), self.ttl_s)
 
     def record_model_load(self, model: str) -> int:
         return int(self.redis.hincrby(keys.MODEL_LOADS, f"{process_name()}:{model}", 1))

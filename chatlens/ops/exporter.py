@@ -42,6 +42,15 @@ def _families(status: dict[str, Any]) -> Iterator[Any]:
         "chatlens_run_errors", "Messages of the run a model failed on", labels=["run", "model"]
     )
     summaries = GaugeMetricFamily("chatlens_run_summaries", "Conversation summaries written", labels=["run"])
+    expected = GaugeMetricFamily(
+        "chatlens_run_summaries_expected", "Conversation summaries the run expects", labels=["run"]
+    )
+    failed_jobs = GaugeMetricFamily(
+        "chatlens_run_failed_jobs", "Failed jobs naming the run, in any queue", labels=["run"]
+    )
+    finished = GaugeMetricFamily(
+        "chatlens_run_finished", "1 once every result and summary is in or errored", labels=["run"]
+    )
     rate = GaugeMetricFamily(
         "chatlens_run_messages_per_second", "Results written over the last minute, per second", labels=["run"]
     )
@@ -51,13 +60,17 @@ def _families(status: dict[str, Any]) -> Iterator[Any]:
     for run in status["runs"]:
         messages.add_metric([run["run"]], run["messages"])
         summaries.add_metric([run["run"]], run["summaries"])
+        expected.add_metric([run["run"]], run["summaries_expected"])
+        failed_jobs.add_metric([run["run"]], run["failed_jobs"])
+        finished.add_metric([run["run"]], 1.0 if run["finished"] else 0.0)
         rate.add_metric([run["run"]], run["messages_per_s"])
         for model, figures in run["models"].items():
             results.add_metric([run["run"], model], figures["done"])
             errors.add_metric([run["run"], model], figures["errors"])
         if run["last_eval"] is not None:
             regression.add_metric([run["run"]], 1.0 if run["last_eval"]["regression"] else 0.0)
-    yield from (depth, failed, oldest, workers, messages, results, errors, summaries, rate, regression)
+    yield from (depth, failed, oldest, workers, messages, results, errors, summaries, expected, failed_jobs)
+    yield from (finished, rate, regression)
 
 
 class StatusCollector:
@@ -72,7 +85,7 @@ class StatusCollector:
         yield from _families(gather_status(self.connection, self.settings, runs=self.runs))
 
 
-def serve(connection: Redis, settings: Settings, port: int, runs: int, address: str = "0.0.0.0") -> Any:
+def serve(connection: Redis, settings: Settings, port: int, runs: int, address: str | None = None) -> Any:
     """Start the /metrics HTTP server in a thread; returns the server (tests shut it down)."""
     try:
         from prometheus_client import start_http_server
@@ -84,9 +97,10 @@ def serve(connection: Redis, settings: Settings, port: int, runs: int, address: 
     registry = CollectorRegistry(auto_describe=False)
     registry.register(StatusCollector(connection, settings, runs))
     try:
-        server, _thread = start_http_server(port, addr=address, registry=registry)
+        server, _thread = start_http_server(port, addr=address or settings.metrics_host, registry=registry)
     except OSError as exc:
-        raise ChatlensError(f"--serve {port}: cannot listen on that port ({exc.strerror})") from None
+        where = f"{address or settings.metrics_host}:{port}"
+        raise ChatlensError(f"--serve {port}: cannot listen on {where} ({exc.strerror})") from None
     return server
 
 

@@ -1,8 +1,8 @@
 """`gather_status`: every figure `chatlens status` shows, read from Redis in one pass, as plain data.
 
 The same dictionary is the `--json` output, what the rich screen draws and what the Prometheus exporter
-turns into gauges, so the three never disagree. Its keys are a documented interface (README, "Operating
-it"): add keys, never rename them.
+turns into gauges, so the three never disagree. Its keys are a documented interface
+(docs/reference/status.md): add keys, never rename them.
 """
 
 from __future__ import annotations
@@ -17,23 +17,17 @@ from rq.job import Job
 
 from chatlens.core import keys
 from chatlens.core import queues as q
-from chatlens.core.schemas import LastEval
+from chatlens.core.failed import failed_by_run, known_queues
+from chatlens.core.schemas import LastEval, RunInfo
 from chatlens.core.settings import Settings
 from chatlens.core.store import RunStore
 
 SCHEMA_VERSION = 1
-QUEUE_KEY_PREFIX = "rq:queue:"
+UNSUMMARISED_SHOWN = 20  # conversation ids listed in `unsummarised_ids` (the count is whole)
 
 
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
-
-
-def queue_names(connection: Redis, settings: Settings) -> list[str]:
-    """The queues the settings name, and every chatlens queue RQ knows of (another host's backends)."""
-    known = {_text(k).removeprefix(QUEUE_KEY_PREFIX) for k in connection.smembers(Queue.redis_queues_keys)}
-    wanted = {*q.default_queues(settings), settings.eval_queue}
-    return sorted(n for n in known | wanted if q.is_chatlens_queue(n, settings))
 
 
 def _oldest_age_s(queue: Queue, now: float) -> float | None:
@@ -47,30 +41,13 @@ def _oldest_age_s(queue: Queue, now: float) -> float | None:
     return round(max(0.0, now - at.replace(tzinfo=at.tzinfo or UTC).timestamp()), 1)
 
 
-def _failed_jobs_by_run(queue: Queue) -> dict[str, int]:
-    """Failed jobs of `queue`, counted by the run their argument names (classify and summary jobs)."""
-    counts: dict[str, int] = {}
-    ids = queue.failed_job_registry.get_job_ids()
-    for job in Job.fetch_many(ids, connection=queue.connection, serializer=q.SERIALIZER):
-        if job is None:
-            continue
-        try:
-            argument = job.args[0] if job.args else None
-        except Exception:  # an undecodable job is still a failed job; it just names no run
-            argument = None
-        run = argument.get("run") if isinstance(argument, dict) else None
-        if isinstance(run, str):
-            counts[run] = counts.get(run, 0) + 1
-    return counts
-
-
 def _queues(connection: Redis, settings: Settings, now: float) -> tuple[list[dict], dict[str, int]]:
     rows: list[dict] = []
-    failed_by_run: dict[str, int] = {}
-    for name in queue_names(connection, settings):
+    failed_counts: dict[str, int] = {}
+    for name in known_queues(connection, settings):
         queue = Queue(name, connection=connection, serializer=q.SERIALIZER)
-        for run, n in _failed_jobs_by_run(queue).items():
-            failed_by_run[run] = failed_by_run.get(run, 0) + n
+        for run, ids in failed_by_run(connection, name).items():
+            failed_counts[run] = failed_counts.get(run, 0) + len(ids)
         rows.append(
             {
                 "name": name,
@@ -81,7 +58,7 @@ def _queues(connection: Redis, settings: Settings, now: float) -> tuple[list[dic
                 "workers": 0,  # filled in from the workers below
             }
         )
-    return rows, failed_by_run
+    return rows, failed_counts
 
 
 def _workers(connection: Redis, now: float) -> list[dict]:
@@ -115,17 +92,60 @@ def _workers(connection: Redis, now: float) -> list[dict]:
     return rows
 
 
-def messages_per_s(connection: Redis, run: str, now: float) -> float:
-    """Messages written over the last 60 s: this minute's bucket plus the share of the previous
-    minute's bucket that falls inside the window (spread evenly over its minute)."""
+def _per_s(connection: Redis, key: str, now: float) -> float:
+    """Events counted in the per-minute hash `key` over the last 60 s: this minute's bucket plus the
+    share of the previous minute's bucket that falls inside the window (spread evenly over its minute)."""
     minute = int(now) // 60
-    current, previous = connection.hmget(keys.throughput(run), [str(minute), str(minute - 1)])
+    current, previous = connection.hmget(key, [str(minute), str(minute - 1)])
     into_minute = now - minute * 60
     total = int(current or 0) + int(previous or 0) * (60 - into_minute) / 60
     return round(total / 60, 3)
 
 
-def _run(connection: Redis, store: RunStore, run: str, failed_by_run: dict[str, int], now: float) -> dict:
+def messages_per_s(connection: Redis, run: str, now: float) -> float:
+    """Messages classified (a result or an error) per second over the last 60 s."""
+    return _per_s(connection, keys.throughput(run), now)
+
+
+def summaries_per_s(connection: Redis, run: str, now: float) -> float:
+    """Conversations answered (a summary or its error) per second over the last 60 s."""
+    return _per_s(connection, keys.summary_throughput(run), now)
+
+
+def _working(workers: list[dict], prefix: str, settings: Settings) -> bool:
+    """Whether a live worker serves a queue of this kind (`classify-`, `summarise-`) and beat lately. A
+    busy worker beats every `heartbeat_interval_s`; one killed stays registered until its key expires,
+    which must not keep an ETA alive."""
+    fresh = 3 * settings.heartbeat_interval_s + 5
+    return any(
+        any(name.startswith(prefix) for name in w["queues"])
+        and w["heartbeat_age_s"] is not None
+        and w["heartbeat_age_s"] <= fresh
+        for w in workers
+    )
+
+
+def _eta(remaining: int, rate: float, moving: bool) -> float | None:
+    if not remaining:
+        return 0.0
+    return round(remaining / rate, 1) if moving and rate > 0 else None
+
+
+def _summaries_expected(info: RunInfo | None, answered: int) -> bool:
+    if info is not None and info.summaries is not None:
+        return info.summaries
+    return answered > 0  # a run recorded before RunInfo said: expected once any was written
+
+
+def _run(
+    connection: Redis,
+    settings: Settings,
+    store: RunStore,
+    run: str,
+    failed_by_run: dict[str, int],
+    workers: list[dict],
+    now: float,
+) -> dict:
     info = store.run_info(run)
     messages = store.message_count(run)
     models: dict[str, dict[str, int]] = {}
@@ -138,9 +158,19 @@ def _run(connection: Redis, store: RunStore, run: str, failed_by_run: dict[str, 
     remaining = sum(max(0, m["total"] - m["done"] - m["errors"]) for m in models.values())
     # A classifier the producer enqueued for that has written nothing yet still has every message to do.
     remaining += sum(messages for name in (info.classifiers if info else []) if name not in models)
-    rate = messages_per_s(connection, run, now)
+    written, summary_errors = store.summary_count(run), int(connection.hlen(keys.summary_errors(run)))
+    expects = _summaries_expected(info, written + summary_errors)
+    conversations = store.conversation_count(run)
+    unsummarised = store.unsummarised(run) if expects else []
+    rate, summary_rate = messages_per_s(connection, run, now), summaries_per_s(connection, run, now)
+    eta_classify = _eta(remaining, rate, _working(workers, q.CLASSIFY_PREFIX, settings))
+    eta_summaries = _eta(len(unsummarised), summary_rate, _working(workers, q.SUMMARISE_PREFIX, settings))
+    # One worker usually serves both kinds, one after the other: the ETA is the sum, and unknown while
+    # either kind with work left has no worker moving on it.
+    eta = None if eta_classify is None or eta_summaries is None else round(eta_classify + eta_summaries, 1)
     raw_eval = connection.get(keys.last_eval(run))
     last_eval = LastEval.model_validate_json(raw_eval) if raw_eval else None
+    classified = bool(models) or not (info.classifiers if info else [])
     return {
         "run": run,
         "source": info.source if info else None,
@@ -148,13 +178,21 @@ def _run(connection: Redis, store: RunStore, run: str, failed_by_run: dict[str, 
         "messages": messages,
         "models": models,
         "errors": sum(m["errors"] for m in models.values()),
-        "summaries": store.summary_count(run),
-        "summary_errors": int(connection.hlen(keys.summary_errors(run))),
+        "summaries": written,
+        "summary_errors": summary_errors,
+        "summaries_expected": conversations if expects else 0,
+        "conversations": conversations,
+        "unsummarised": len(unsummarised),
+        "unsummarised_ids": unsummarised[:UNSUMMARISED_SHOWN],
         "failed_jobs": failed_by_run.get(run, 0),
         "messages_per_s": rate,
+        "summaries_per_s": summary_rate,
         "remaining": remaining,
-        "eta_s": round(remaining / rate, 1) if remaining and rate > 0 else (0.0 if not remaining else None),
-        "finished": remaining == 0 and bool(models),
+        "summaries_remaining": len(unsummarised),
+        "eta_classify_s": eta_classify,
+        "eta_summaries_s": eta_summaries,
+        "eta_s": eta,
+        "finished": remaining == 0 and not unsummarised and classified and (messages > 0),
         "last_eval": _eval_figures(last_eval) if last_eval else None,
     }
 
@@ -188,5 +226,5 @@ def gather_status(
         "generated_at": datetime.fromtimestamp(now, UTC).isoformat(),
         "queues": queue_rows,
         "workers": workers,
-        "runs": [_run(connection, store, name, failed_by_run, now) for name in names],
+        "runs": [_run(connection, settings, store, name, failed_by_run, workers, now) for name in names],
     }

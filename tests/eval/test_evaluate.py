@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from chatlens.cli.app import app
 from chatlens.core.connection import FAKE_URL, connect
-from chatlens.core.schemas import Message, MessageError, Prediction, RunInfo
+from chatlens.core.schemas import Message, MessageError, Prediction, RunInfo, Summary, SummaryError
 from chatlens.core.settings import get_settings
 from chatlens.core.store import RunStore
 from tests.helpers import store_messages
@@ -113,3 +113,21 @@ def test_unknown_run_is_a_user_error(tmp_path: Path) -> None:
     result = runner.invoke(app, ["eval", "--run", "nope", "--redis-url", FAKE_URL])
     assert result.exit_code == 2
     assert "no run named 'nope'" in result.output and "Traceback" not in result.output
+
+
+def test_report_counts_the_summaries_without_references(tmp_path: Path, run_in_redis: str) -> None:
+    store = RunStore(connect(FAKE_URL), get_settings().result_ttl_s)
+    text = "one two three four"
+    written = Summary(conversation_id="1", backend="extractive", model_id="m", text=text, turns=4,
+                      input_tokens=1, output_tokens=1, calls=1, latency_ms=1, worker="w")  # fmt: skip
+    store.write_summary(run_in_redis, written)
+    failed = SummaryError(conversation_id="2", backend="extractive", error="x")
+    store.write_summary_error(run_in_redis, failed)
+    assert get_settings().summary_references is None
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["eval", "--run", run_in_redis, "--out", str(out), "--redis-url", FAKE_URL])
+    assert result.exit_code == 0, result.output
+    counts = json.loads((out / "metrics.json").read_text())["summary_counts"]
+    assert counts == {"written": 1, "errors": 1, "conversations": 1, "mean_words": 4.0}
+    report = (out / "report.md").read_text()
+    assert "## Summaries written" in report and "| 1 | 1 | 1 | 4.0 |" in report

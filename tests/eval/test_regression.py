@@ -16,6 +16,7 @@ from chatlens.core.store import RunStore
 from eval.jobs import evaluate_latest_run
 from eval.regression import compare
 from eval.tracking import quiet_mlflow
+from eval.trend import plot_trend
 from tests.helpers import store_messages
 
 pytestmark = pytest.mark.slow
@@ -99,3 +100,11 @@ def test_a_drop_within_the_threshold_is_not_flagged() -> None:
     big = LastEval(run="r", out_dir="y", models={"m": {"macro_f1": 0.70, "accuracy": 0.8}})
     assert compare(before, small, settings) == []
     assert compare(before, big, settings) == ["model m macro_f1 0.800 -> 0.700 (-0.100, threshold 0.050)"]
+
+
+def test_the_trend_needs_two_evaluations_and_says_so(tmp_path: Path) -> None:
+    one = LastEval(run="r", out_dir="x", models={"m": {"macro_f1": 0.8, "accuracy": 0.8}})
+    two = LastEval(run="r", out_dir="y", models={"m": {"macro_f1": 0.7, "accuracy": 0.7}})
+    assert plot_trend(tmp_path / "one.png", [one]) is False
+    assert (tmp_path / "one.png").read_bytes()[:4] == b"\x89PNG"
+    assert plot_trend(tmp_path / "two.png", [one, two]) is True

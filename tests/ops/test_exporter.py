@@ -45,3 +45,24 @@ def test_exporter_gauges_follow_redis(toy_settings: Settings, redis_url: str, tm
     assert metric_sample(text, "chatlens_run_results", '{model="toy",run="ops"}') == connection.hlen(
         keys.results("ops", "toy")
     )
+
+
+def test_metrics_listen_on_the_metrics_host(toy_settings: Settings, redis_url: str) -> None:
+    connection = redis.Redis.from_url(redis_url)
+    assert Settings().metrics_host == "127.0.0.1"
+    port = free_port()
+    server = serve(connection, toy_settings, port, runs=1)
+    try:
+        assert server.server_address[0] == "127.0.0.1"
+    finally:
+        server.shutdown()
+        server.server_close()
+    worker_port = free_port()
+    settings = toy_settings.model_copy(update={"metrics_port": worker_port, "metrics_host": "127.0.0.1"})
+    worker = create_worker(settings, connection, ["classify-toy"])
+    try:
+        assert worker.context.metrics.server.server_address[:2] == ("127.0.0.1", worker_port)
+        assert "chatlens_" in scrape(worker_port)
+    finally:
+        worker.context.metrics.server.shutdown()
+        worker.context.metrics.server.server_close()

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import time
 import zlib
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from chatlens.cli.app import app
 from chatlens.core import keys
 from chatlens.core.connection import FAKE_URL, connect
 from chatlens.core.settings import get_settings
+from worker.starting import Starting
 
 runner = CliRunner()
 
@@ -231,3 +233,29 @@ def test_nothing_is_written_when_redis_is_unreachable(tmp_path: Path, fake: str)
     result = produce(str(path), "--run", "down", *args)
     assert result.exit_code == 3 and "Traceback" not in result.output, result.output
     assert not out_dir.exists()
+
+
+def test_a_starting_worker_counts_as_live_and_the_warning_serves_every_idle_queue(
+    tmp_path: Path, fake: str
+) -> None:
+    path = write_csv(tmp_path / "m.csv", [("1", "hello there", "Happy"), ("2", "and you?", "Neutral")])
+    alone = produce(str(path), "--run", "alone", "--redis-url", fake)
+    assert alone.exit_code == 0, alone.output
+    command = "`chatlens worker --queue classify-default --queue summarise-extractive`"
+    assert "no live worker on classify-default, summarise-extractive; start one with " + command in " ".join(
+        alone.output.split()
+    )
+    connection = connect(fake)
+    marker = Starting(connection, ["classify-default", "summarise-extractive"])  # a worker loading models
+    marker.start()
+    try:
+        deadline = time.monotonic() + 10
+        while not connection.keys(keys.WORKER_STARTING_PREFIX + "*"):
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        path = write_csv(tmp_path / "n.csv", [("3", "something new", "Happy")])
+        starting = produce(str(path), "--run", "starting", "--redis-url", fake)
+        assert starting.exit_code == 0 and "no live worker" not in starting.output, starting.output
+    finally:
+        marker.done()
+    assert connection.keys(keys.WORKER_STARTING_PREFIX + "*") == []  # it serves now: the marker is gone

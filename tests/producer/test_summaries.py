@@ -15,7 +15,7 @@ from chatlens.cli.app import app
 from chatlens.core.connection import FAKE_URL, connect
 from chatlens.core.queues import SUMMARISE_JOB, SUMMARISE_MANY_JOB
 from chatlens.core.schemas import Conversation, Message, Summary, SummaryError
-from chatlens.core.settings import Settings
+from chatlens.core.settings import Settings, get_settings
 from chatlens.core.store import RunStore
 from producer.summaries import conversations, summary_jobs
 
@@ -246,3 +246,21 @@ def test_a_conversation_another_input_stored_is_resent_with_its_turns(tmp_path: 
         "b": ["first turn of b"],
         "c": ["only turn of c"],
     }
+
+
+def test_the_run_records_whether_it_expects_summaries(
+    tmp_path: Path, fake: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = RunStore(connect(fake), Settings().result_ttl_s)
+    monkeypatch.setenv("CHATLENS_SUMMARISE", "false")
+    get_settings.cache_clear()
+    off = runner.invoke(app, ["produce", str(write_csv(tmp_path / "m.csv", ROWS)), "--run", "off"])
+    assert off.exit_code == 0, off.output
+    assert store.run_info("off").summaries is False  # `chatlens status` expects none
+    later = runner.invoke(app, ["summarise", "--run", "off"])
+    assert later.exit_code == 0, later.output
+    assert store.run_info("off").summaries is True  # asked for afterwards: expected from now on
+    monkeypatch.setenv("CHATLENS_SUMMARISE", "true")
+    get_settings.cache_clear()
+    on = runner.invoke(app, ["produce", str(write_csv(tmp_path / "n.csv", ROWS)), "--run", "on"])
+    assert on.exit_code == 0 and store.run_info("on").summaries is True

@@ -120,7 +120,8 @@ def test_worker_follows_the_moved_alias_between_batches(
                          CHATLENS_FINETUNED_MODEL="models:/tiny-ft@champion", CHATLENS_REGISTRY_POLL_S="0",
                          CHATLENS_CLASSIFIERS="finetuned", CHATLENS_DEVICE="cpu")  # fmt: skip
     command = chatlens_cmd("worker", "--queue", "classify-finetuned", "--threads", "1")
-    worker = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    log_path = tmp_path / "worker.log"
+    worker = subprocess.Popen(command, env=env, stdout=log_path.open("w"), stderr=subprocess.STDOUT)
     connection = redis.Redis.from_url(redis_url)
     versions: dict[str, set[str]] = {}
     try:
@@ -139,8 +140,13 @@ def test_worker_follows_the_moved_alias_between_batches(
             raw = connection.hvals(keys.results(run, "finetuned"))
             versions[run] = {Prediction.model_validate_json(r).model_version for r in raw}
     finally:
-        worker.terminate()
-        worker.wait(30)
+        asked = time.monotonic()
+        worker.terminate()  # idle by now: it exits within seconds, and says so
+        worker.wait(timeout=60)
+        took = time.monotonic() - asked
+    log = log_path.read_text()
+    assert worker.returncode == 0 and took < 5, (took, log[-2000:])
+    assert "stopped: worker" in log.rstrip().splitlines()[-1], log[-2000:]
     assert versions == {"before": {"models:/tiny-ft/1"}, "after": {"models:/tiny-ft/2"}}
     loads = {k.decode(): int(v) for k, v in connection.hgetall(keys.MODEL_LOADS).items()}
     assert list(loads.values()) == [2]  # one start, one swap, no restart

@@ -12,6 +12,7 @@ import redis
 from rq import Queue, Retry
 
 from chatlens.cli.job_functions import JOB_FUNCTIONS
+from chatlens.core import keys
 from chatlens.core import queues as q
 from chatlens.core.settings import Settings
 from producer.pipeline import produce_input
@@ -94,3 +95,29 @@ def test_poison_jobs_end_in_the_failed_registry_and_come_back_on_requeue(
     again, foreign = requeue(connection, settings, JOB_FUNCTIONS, [broken.id])
     assert [f.job_id for f in again] == [broken.id] and foreign == []
     assert failed_jobs(connection, settings, JOB_FUNCTIONS) == []
+
+
+def test_the_job_timeout_is_the_workers_and_requeue_applies_the_current_one(
+    redis_url: str, tmp_path: Path
+) -> None:
+    connection = redis.Redis.from_url(redis_url)
+    produced = Settings(classifiers=["slow"], summarise=False, batch_size=2, retry_intervals_s=[0])
+    path = tmp_path / "m.csv"
+    path.write_text("conversation_id,message\n1,first message\n2,second message\n")
+    produce_input(produced, path, "timeout", redis_url=redis_url, warn_idle_queues=False)
+    (queued,) = Queue(q.classify_queue("slow"), connection=connection, serializer=q.SERIALIZER).get_jobs()
+    assert queued.timeout == produced.job_timeout_s == 600  # what the producer had
+    # The worker's 1 s against a 4 s batch: every try times out, whatever the job was enqueued with.
+    running = produced.model_copy(update={"job_timeout_s": 1})
+    create_worker(running, connection, [q.classify_queue("slow")]).work(burst=True)
+    (failed,) = failed_jobs(connection, running, JOB_FUNCTIONS, run="timeout")
+    assert "JobTimeoutException" in failed.reason
+    assert connection.hlen(keys.results("timeout", "slow")) == 0
+
+    now = produced.model_copy(update={"job_timeout_s": 30})
+    moved, _ = requeue(connection, now, JOB_FUNCTIONS, None, run="timeout")
+    assert [m.job_id for m in moved] == [failed.job_id]
+    job = ContextJob.fetch(failed.job_id, connection=connection, serializer=q.SERIALIZER)
+    assert job.timeout == 30 and job.get_status() == "queued"
+    create_worker(now, connection, [q.classify_queue("slow")]).work(burst=True)
+    assert connection.hlen(keys.results("timeout", "slow")) == 2

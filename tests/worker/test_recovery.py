@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -32,6 +33,7 @@ from worker.dead_letters import failed_jobs, requeue
 from worker.job import ContextJob
 from worker.recovery import RECLAIMS, reclaim
 from worker.runner import create_worker
+from worker.scheduling import Scheduling, lease_key
 from worker.stranded import sweep_stranded
 
 pytestmark = pytest.mark.slow
@@ -64,7 +66,7 @@ def start_worker(redis_url: str, name: str, log: Path, **env: str) -> subprocess
         env=subprocess_env(CHATLENS_REDIS_URL=redis_url, CHATLENS_CLASSIFIERS="slow", **FAST_RECOVERY, **env),
         stdout=log.open("w"),
         stderr=subprocess.STDOUT,
-        start_new_session=True,  # kill -9 of its group takes RQ's scheduler process down with it
+        start_new_session=True,  # its own process group: a test can kill it, or find what it left
     )
 
 
@@ -277,3 +279,84 @@ def test_sigterm_ends_a_workers_wait_for_redis_at_once_and_it_exits_0(tmp_path: 
             stop(proc)
         server.close()
     assert "Traceback" not in log.read_text()[before:], log.read_text()[before:]
+
+
+def group_processes(pgid: int) -> list[str]:
+    """The live processes of process group `pgid` (a worker started in its own session, and anything it
+    forked): "pid command" each, read from /proc."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        state, group = fields[0], int(fields[2])
+        if group == pgid and state != "Z":
+            found.append(f"{entry.name} {stat.split(' ', 2)[1]}")
+    return found
+
+
+def test_a_killed_worker_leaves_no_process_and_another_takes_the_scheduling_lease(
+    redis_url: str, tmp_path: Path
+) -> None:
+    connection = redis.Redis.from_url(redis_url)
+    lease = lease_key(QUEUE)
+    first = start_worker(redis_url, "first", tmp_path / "first.log")
+    second = None
+    try:
+        wait_until(lambda: connection.get(lease) == b"first", 60, "the first worker to hold the lease")
+        second = start_worker(redis_url, "second", tmp_path / "second.log")
+        wait_until(lambda: connection.exists("rq:worker:second"), 60, "the second worker to serve")
+        assert connection.get(lease) == b"first"  # one holder at a time
+        os.kill(first.pid, signal.SIGKILL)  # the worker alone, not its process group
+        first.wait(timeout=30)
+        time.sleep(10)
+        assert group_processes(first.pid) == []  # nothing of it lives on (rq's forked scheduler did)
+        assert connection.get(lease) == b"second", (tmp_path / "second.log").read_text()[-2000:]
+        assert not connection.keys("rq:scheduler-lock:*")  # rq's own scheduler never ran
+    finally:
+        for proc in (first, second):
+            if proc is not None:
+                stop(proc)
+    assert "scheduling retried jobs of classify-slow" in (tmp_path / "second.log").read_text()
+
+
+def test_a_retried_job_is_put_back_on_its_queue_once_its_backoff_has_passed(redis_url: str) -> None:
+    connection = redis.Redis.from_url(redis_url)
+    queue = Queue(QUEUE, connection=connection, serializer=q.SERIALIZER)
+    due = queue.enqueue_in(timedelta(seconds=-1), q.CLASSIFY_JOB, batch={"run": "r", "items": []})
+    later = queue.enqueue_in(timedelta(hours=1), q.CLASSIFY_JOB, batch={"run": "r", "items": []})
+    assert queue.job_ids == []
+    holders = [Scheduling(connection, [queue], name) for name in ("a", "b")]
+    holders[0].one_pass()
+    holders[1].one_pass()  # the lease is a's: b moves nothing
+    assert queue.job_ids == [due.id]
+    assert queue.scheduled_job_registry.get_job_ids() == [later.id]
+    assert holders[0].held == {QUEUE} and holders[1].held == set()
+    holders[0].stop()  # a warm stop hands the lease back at once
+    holders[1].one_pass()
+    assert holders[1].held == {QUEUE}
+
+
+def test_an_idle_worker_says_when_it_loads_and_serves_and_exits_within_5_s_of_sigterm(
+    redis_url: str, tmp_path: Path
+) -> None:
+    log = tmp_path / "idle.log"
+    proc = start_worker(redis_url, "idle", log)
+    try:
+        wait_until(lambda: "ready: serving classify-slow" in log.read_text(), 60, "the worker to serve")
+        text = log.read_text()
+        assert text.index("loading models for classify-slow …") < text.index("ready: serving classify-slow")
+        time.sleep(1)  # into rq's blocking dequeue
+        asked = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0
+        took = time.monotonic() - asked
+    finally:
+        stop(proc)
+    assert took < 5, took
+    last = log.read_text().rstrip().splitlines()[-1]
+    assert last.endswith("stopped: worker idle (asked to stop)"), log.read_text()[-2000:]
