@@ -15,6 +15,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from mkdocs.exceptions import PluginError  # noqa: E402
+
 from docs_hooks import cli_tree, settings_table  # noqa: E402
 
 GENERATORS = {
@@ -26,5 +28,9 @@ GENERATORS = {
 def on_page_markdown(markdown: str, page: Any, config: Any, files: Any) -> str:
     for marker, generate in GENERATORS.items():
         if marker in markdown:
-            markdown = markdown.replace(marker, generate())
+            try:
+                generated = generate()
+            except settings_table.MissingDescription as exc:
+                raise PluginError(str(exc)) from None  # one line that names the field, not a traceback
+            markdown = markdown.replace(marker, generated)
     return markdown

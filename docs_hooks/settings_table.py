@@ -1,6 +1,7 @@
 """The configuration reference, generated from the pydantic `Settings` object: every field's environment
 variable, type, constraints, default and description, grouped under the section comments of
-chatlens/core/settings.py. A field without a description falls back to the comment written above it."""
+chatlens/core/settings.py, with the comment written directly above a field after its description.
+Every field must carry `Field(description=...)`: the page refuses to build without one."""
 
 from __future__ import annotations
 
@@ -20,32 +21,18 @@ from chatlens.core.settings import Settings
 ENV_PREFIX = "CHATLENS_"
 _LONG_DEFAULT = 34  # characters; a longer default is shown below the table, not in a cell
 
-# What the page says for the fields that were declared before every setting had to carry a description.
-# Only for fields without one: tests/docs/test_docs_drift.py fails once a field here gains a description
-# (then delete its line) or is removed, so this list can only shrink.
-FALLBACK_DESCRIPTIONS = {
-    "mlflow_tracking_uri": "where MLflow runs and registered models go (MLflow 3 refuses its file store)",
-    "mlflow_experiment": "MLflow experiment of `chatlens eval` and the nightly evaluation",
-    "classifiers": "classifiers the producer fans every micro-batch out to (`a,b` or a JSON list)",
-    "inference_batch_size": "forward-pass batch inside a micro-batch",
-    "job_timeout_s": "RQ job timeout of a classify or summary job",
-    "retry_intervals_s": "RQ `Retry` backoff of a failing job, one entry per retry (`5,30,120` or JSON)",
-    "maintenance_interval_s": "how often a worker runs RQ's registry maintenance (RQ's default is 600)",
-    "execution_ttl_s": "a running job's heartbeat TTL: silent this long, its worker is taken for dead",
-    "reclaim_interval_s": "how often (one worker at a time) dead workers' jobs are re-enqueued",
-    "stranded_grace_s": "how long a job must be seen stranded before the sweep re-enqueues it",
-    "zeroshot_model": "NLI model of the zero-shot classifier: HF id or local dir",
-    "zeroshot_template": "hypothesis per label; `{}` is the label's verbal form",
-    "zeroshot_verbs": "label -> verbal form used in the hypothesis (JSON object)",
-    "emotion_model": "go_emotions model of the emotion classifier: HF id or local dir",
-    "emotion_mapping": "go_emotions label -> chatlens label (JSON object); the other labels are dropped",
-    "emotion_batch_size": "messages per forward pass of the emotion classifier",
-    "eval_queue": "queue of the nightly evaluation job",
-    "nightly_cron": "when the nightly evaluation runs, in the scheduler's local time (run it with TZ=UTC)",
-    "reports_dir": "where `chatlens eval` (by default) and the nightly job write their reports",
-    "summary_references": "reference summaries (JSON list) that `eval` scores a run's summaries against, "
-    "where conversation ids match",
-}
+
+class MissingDescription(ValueError):
+    """A setting without a description: the configuration page would have nothing to say about it."""
+
+
+def undescribed(settings: type[Settings] = Settings) -> list[str]:
+    """The environment variables of the fields whose description is missing or blank."""
+    return [
+        env_names(name, info)[0]
+        for name, info in settings.model_fields.items()
+        if not (info.description or "").strip()
+    ]
 
 
 @dataclass
@@ -71,10 +58,10 @@ def _comment_text(lines: list[str]) -> str:
     return " ".join(line.strip().removeprefix("#").strip() for line in lines).strip()
 
 
-def sections_and_notes() -> tuple[list[Section], dict[str, str]]:
+def sections_and_notes(settings: type[Settings] = Settings) -> tuple[list[Section], dict[str, str]]:
     """Fields in source order under their section comment (a comment after a blank line starts a section),
     and the comment directly above each field (its note)."""
-    source = inspect.getsource(Settings)
+    source = inspect.getsource(settings)
     lines = source.splitlines()
     tree = ast.parse(source)
     body = tree.body[0]
@@ -85,7 +72,7 @@ def sections_and_notes() -> tuple[list[Section], dict[str, str]]:
         if not (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)):
             continue
         name = node.target.id
-        if name not in Settings.model_fields:
+        if name not in settings.model_fields:
             continue
         above: list[str] = []
         index = node.lineno - 2
@@ -105,7 +92,7 @@ def sections_and_notes() -> tuple[list[Section], dict[str, str]]:
             notes[name] = _comment_text(above)
         sections[-1].fields.append(name)
     listed = {name for section in sections for name in section.fields}
-    missing = [name for name in Settings.model_fields if name not in listed]
+    missing = [name for name in settings.model_fields if name not in listed]
     if missing:  # a field the source walk did not see (declared some other way): still documented
         sections.append(Section("Other", missing))
     return [section for section in sections if section.fields], notes
@@ -159,9 +146,15 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
-def markdown() -> str:
-    sections, notes = sections_and_notes()
-    fields = Settings.model_fields
+def markdown(settings: type[Settings] = Settings) -> str:
+    missing = undescribed(settings)
+    if missing:
+        raise MissingDescription(
+            f"chatlens/core/settings.py: {', '.join(missing)} has no description; give the field "
+            "Field(description=...), which the configuration page shows"
+        )
+    sections, notes = sections_and_notes(settings)
+    fields = settings.model_fields
     out: list[str] = []
     long_defaults: list[tuple[str, str]] = []
     for section in sections:
@@ -180,8 +173,8 @@ def markdown() -> str:
                 default_cell = "see [below](#long-defaults)"
             else:
                 default_cell = f"`{_cell(shown)}`" if shown != "unset" else "unset"
-            text = info.description or FALLBACK_DESCRIPTIONS.get(name) or notes.get(name, "")
-            if text != notes.get(name) and name in notes:
+            text = str(info.description)
+            if name in notes:
                 text += f". {notes[name]}"
             anchor = f'<span id="{env_names(name, info)[0]}"></span>'  # link as configuration.md#CHATLENS_X
             out.append(f"| {anchor}{envs}<br>{kind} | {default_cell} | {_cell(text)} |")

@@ -17,9 +17,9 @@ BOOTSTRAP_RESAMPLES = 2000
 def bootstrap_interval(values: Sequence[float], level: float = 0.95, seed: int = 0) -> tuple[float, float]:
     """Percentile bootstrap interval of the mean of `values` (resampled conversations, fixed seed).
 
-    A mean ROUGE-L over a hundred or so references is uncertain in the second decimal (README, "Conversation
-    summaries"): a target or a comparison closer than its interval is within the noise, and the report
-    says so rather than print one bare number."""
+    A mean ROUGE-L over a hundred or so references is uncertain in the second decimal
+    (docs/models/extractive.md, "Quality"): a target or a comparison closer than its interval is within
+    the noise, and the report says so rather than print one bare number."""
     data = np.asarray(values, dtype=np.float64)
     rng = np.random.default_rng(seed)
     means = data[rng.integers(0, len(data), size=(BOOTSTRAP_RESAMPLES, len(data)))].mean(axis=1)

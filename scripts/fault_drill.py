@@ -76,7 +76,10 @@ class Workers:
         self.procs[name] = subprocess.Popen(
             [sys.executable, "-m", "worker", "--threads", "1", "--name", name],
             env=self.env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
-            start_new_session=True,  # kill -9 of its group takes RQ's scheduler process down with it
+            # Its own process group, which the kill below takes down whole. A worker is one process: jobs run
+            # in it (SimpleWorker) and retries are scheduled by a thread of it (worker/scheduling.py), not
+            # by rq's forked scheduler, so the kill leaves no child behind to hold a scheduler lock.
+            start_new_session=True,
         )  # fmt: skip
         return name
 

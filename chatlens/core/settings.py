@@ -74,20 +74,26 @@ class Settings(BaseSettings):
         # MLflow 3 refuses its file store, so the default is a local sqlite database.
         default="sqlite:///mlflow.db",
         validation_alias=AliasChoices("CHATLENS_MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_URI"),
+        description="where MLflow runs and registered models go (MLflow 3 refuses its file store)",
     )
-    mlflow_experiment: str = "chatlens-eval"
+    mlflow_experiment: str = Field(
+        "chatlens-eval", description="MLflow experiment of `chatlens eval` and the nightly evaluation"
+    )
 
     # Producer
     batch_size: int = Field(64, ge=1, le=10_000, description="messages per micro-batch (one RQ job)")
     max_message_chars: int = Field(5_000, ge=1, description="longer messages are rejected, not truncated")
-    classifiers: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["default"])
+    classifiers: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["default"],
+        description="classifiers the producer fans every micro-batch out to (`a,b` or a JSON list)",
+    )
     # Ingest: every input is read as a stream (a file is a finite one)
     flush_ms: int = Field(300, ge=1, description="a stream's partial micro-batch is flushed after this long")
     conversation_idle_s: float = Field(
         30.0, gt=0, description="a conversation quiet this long in a stream is summarised (again if it grows)"
     )
     # Enough queued work that workers never starve between producer round trips, few enough jobs that
-    # their Redis memory stays small: the measured trade-off is in README "Back-pressure".
+    # their Redis memory stays small: the measured trade-off is in docs/guide/producing.md, "Back-pressure".
     max_queued: int = Field(2_000, ge=1, description="the producer waits while a queue holds this many jobs")
     redis_outage_s: float = Field(
         60.0,
@@ -99,32 +105,55 @@ class Settings(BaseSettings):
     # Worker
     encoder_path: str | None = Field(None, description="HF id or local dir; None = bundled MiniLM")
     head_path: Path | None = Field(None, description="dir with head.safetensors/head.json; None = committed")
-    inference_batch_size: int = Field(32, ge=1)
+    inference_batch_size: int = Field(32, ge=1, description="forward-pass batch inside a micro-batch")
     max_length: int = Field(256, ge=8, description="tokens; longer messages are truncated by the encoder")
     # Base models pinned in chatlens.backends.catalog, fetched there by `chatlens models fetch NAME`.
     models_dir: Path = Field(default_factory=lambda: default_models_dir(), description="fetched base models")
     accurate_encoder: str = Field("all-mpnet-base-v2", description="catalog name, HF id or dir")
     accurate_head_path: Path | None = Field(None, description="accurate head dir; None = committed")
     threads: int | None = Field(None, ge=1, description="torch threads per worker; None = torch's default")
-    job_timeout_s: int = 600
-    retry_intervals_s: Annotated[list[int], NoDecode] = Field(default_factory=lambda: [5, 30, 120])
+    job_timeout_s: int = Field(
+        600,
+        description="RQ job timeout of a classify or summary job: the running worker's setting, applied "
+        "when the job starts (set it on the workers); `chatlens requeue` gives requeued jobs the current one",
+    )
+    retry_intervals_s: Annotated[list[int], NoDecode] = Field(
+        default_factory=lambda: [5, 30, 120],
+        description="RQ `Retry` backoff of a failing job, one entry per retry (`5,30,120` or JSON)",
+    )
     # A killed worker's job is recovered once its heartbeat key expires and a maintenance pass runs;
     # RQ's defaults (420 s + 600 s) would leave a batch stranded for up to 17 minutes.
-    worker_ttl_s: int = Field(60, ge=20)
-    maintenance_interval_s: int = Field(60, ge=10)
+    worker_ttl_s: int = Field(
+        60, ge=20, description="lifetime of a worker's RQ heartbeat key (RQ's default is 420)"
+    )
+    maintenance_interval_s: int = Field(
+        60, ge=10, description="how often a worker runs RQ's registry maintenance (RQ's default is 600)"
+    )
     # A running job's execution is kept alive by a heartbeat thread; once it has been silent for
     # execution_ttl_s (its worker was killed or lost Redis), any worker re-enqueues the job at its next
     # reclaim pass: a dead worker's batch is started again within about execution_ttl_s + reclaim_interval_s.
-    heartbeat_interval_s: float = Field(5.0, gt=0)
-    execution_ttl_s: int = Field(20, ge=10)
-    reclaim_interval_s: float = Field(5.0, gt=0)
+    heartbeat_interval_s: float = Field(
+        5.0, gt=0, description="how often a busy worker renews its running job's execution heartbeat"
+    )
+    execution_ttl_s: int = Field(
+        20, ge=10, description="a running job's heartbeat TTL: silent this long, its worker is taken for dead"
+    )
+    reclaim_interval_s: float = Field(
+        5.0, gt=0, description="how often (one worker at a time) dead workers' jobs are re-enqueued"
+    )
     # A worker's death is not its batch's fault (kill, OOM, a host going away): a reclaim does not spend a
     # retry. A batch whose worker died max_reclaims + 1 times is poison and ends in the failed registry.
-    max_reclaims: int = Field(5, ge=0)
+    max_reclaims: int = Field(
+        5, ge=0, description="worker deaths a batch survives before it is failed as poison"
+    )
     # Jobs left "queued" in no queue and no registry (a worker took one and lost Redis before it started
     # it) are put back by a sweep every stranded_sweep_interval_s, once seen stranded for stranded_grace_s.
-    stranded_sweep_interval_s: float = Field(60.0, gt=0)
-    stranded_grace_s: float = Field(30.0, ge=0)
+    stranded_sweep_interval_s: float = Field(
+        60.0, gt=0, description="how often (one worker at a time) the sweep looks for stranded jobs"
+    )
+    stranded_grace_s: float = Field(
+        30.0, ge=0, description="how long a job must be seen stranded before the sweep re-enqueues it"
+    )
     redis_retry_max_s: float = Field(10.0, gt=0, description="longest wait between reconnect attempts")
 
     # Hugging Face classifiers (worker side): where and how they run
@@ -134,8 +163,13 @@ class Settings(BaseSettings):
     quantize_int8: bool = Field(False, description="dynamic int8 Linear layers (CPU only)")
 
     # Zero-shot NLI classifier (queue classify-zeroshot)
-    zeroshot_model: str = "facebook/bart-large-mnli"
-    zeroshot_template: str = "The speaker of this message feels {}."
+    zeroshot_model: str = Field(
+        "facebook/bart-large-mnli", description="NLI model of the zero-shot classifier: HF id or local dir"
+    )
+    zeroshot_template: str = Field(
+        "The speaker of this message feels {}.",
+        description="hypothesis per label; `{}` is the label's verbal form",
+    )
     zeroshot_verbs: dict[str, str] = Field(
         default_factory=lambda: {
             "Curious to dive deeper": "curious",
@@ -146,12 +180,16 @@ class Settings(BaseSettings):
             "Disgusted": "disgusted",
             "Fearful": "afraid",
             "Angry": "angry",
-        }
+        },
+        description="label -> verbal form used in the hypothesis (JSON object)",
     )
     zeroshot_batch_size: int = Field(64, ge=1, description="(message, hypothesis) pairs per forward pass")
 
     # go_emotions classifier (queue classify-emotion); the mapping is the seed's
-    emotion_model: str = "SamLowe/roberta-base-go_emotions"
+    emotion_model: str = Field(
+        "SamLowe/roberta-base-go_emotions",
+        description="go_emotions model of the emotion classifier: HF id or local dir",
+    )
     emotion_mapping: dict[str, str] = Field(
         default_factory=lambda: {
             "curiosity": "Curious to dive deeper",
@@ -162,12 +200,15 @@ class Settings(BaseSettings):
             "sadness": "Sad",
             "fear": "Fearful",
             "anger": "Angry",
-        }
+        },
+        description="go_emotions label -> chatlens label (JSON object); the other labels are dropped",
     )
     emotion_other_label: str | None = Field(
         None, description="let the other 20 labels compete under this label"
     )
-    emotion_batch_size: int = Field(64, ge=1)
+    emotion_batch_size: int = Field(
+        64, ge=1, description="messages per forward pass of the emotion classifier"
+    )
 
     # Fine-tuned classifier (queue classify-finetuned): a registry URI follows its alias between batches
     finetuned_model: str = Field(
@@ -206,17 +247,25 @@ class Settings(BaseSettings):
         False, description="let the mlx backend run off Apple silicon, on mlx's CPU backend (tests)"
     )
     summary_threads: int = Field(
-        1, ge=1, description="CPU threads of a llamacpp summary worker (see README: threads per worker)"
+        1,
+        ge=1,
+        description="CPU threads of a llamacpp summary worker (docs/models/llamacpp.md: threads per worker)",
     )
 
     # Storage
     result_ttl_s: int = Field(30 * 24 * 3600, ge=60, description="lifetime of a run's keys in Redis")
 
     # Nightly evaluation
-    eval_queue: str = "eval"
-    nightly_cron: str = "0 2 * * *"
+    eval_queue: str = Field("eval", description="queue of the nightly evaluation job")
+    nightly_cron: str = Field(
+        "0 2 * * *",
+        description="when the nightly evaluation runs, in the scheduler's local time (run it with TZ=UTC)",
+    )
     nightly_interval_s: int | None = Field(None, ge=1, description="overrides nightly_cron (tests, demos)")
-    reports_dir: Path = Path("reports")
+    reports_dir: Path = Field(
+        Path("reports"),
+        description="where `chatlens eval` (by default) and the nightly job write their reports",
+    )
     # A drop larger than these (absolute, tonight against the previous evaluation of the same run, or
     # of the champion's) is flagged as a regression in report.md, MLflow and `chatlens status`.
     regression_macro_f1_drop: float = Field(0.02, ge=0, description="absolute macro-F1 drop flagged")
@@ -239,7 +288,11 @@ class Settings(BaseSettings):
     progress_log_s: float = Field(30.0, gt=0, description="how often a busy worker logs one progress line")
 
     # Reference summaries that `eval` scores a run's summaries against, where conversation ids match
-    summary_references: Path | None = None
+    summary_references: Path | None = Field(
+        None,
+        description="reference summaries (JSON list) that `eval` scores a run's summaries against, where "
+        "conversation ids match",
+    )
 
     @field_validator("redis_tls_ca_file", "redis_tls_cert_file", "redis_tls_key_file", mode="before")
     @classmethod

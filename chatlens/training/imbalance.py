@@ -3,7 +3,7 @@
 The loss is class-weighted by (1/frequency)^power. The one free knob after training is the strength tau
 of the logit adjustment (logits - tau * log prior), chosen on the validation conversations by macro-F1.
 Per-class thresholds were tried and dropped: with 20-30 validation examples of the rarest labels they
-fit the slice, not the labels (see README).
+fit the slice, not the labels (the figures: scripts/research/README.md).
 """
 
 from __future__ import annotations

@@ -12,6 +12,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
+
 from chatlens.core import keys
 from chatlens.core.settings import Settings
 from docs_hooks import cli_tree, settings_table
@@ -194,14 +196,14 @@ def test_every_key_builder_is_on_the_redis_keys_page() -> None:
     assert not missing, f"docs/reference/redis-keys.md does not name keys.{', keys.'.join(missing)}"
 
 
-def test_fallback_descriptions_are_only_for_fields_without_one() -> None:
-    fields = Settings.model_fields
-    stale = [
-        name
-        for name in settings_table.FALLBACK_DESCRIPTIONS
-        if name not in fields or fields[name].description
-    ]
-    assert not stale, f"docs_hooks/settings_table.py FALLBACK_DESCRIPTIONS: delete {stale} (gone/described)"
+def test_the_configuration_page_refuses_a_setting_without_a_description() -> None:
+    class Undescribed(Settings):
+        shiny_new_knob: int = 3
+
+    with pytest.raises(settings_table.MissingDescription, match="CHATLENS_SHINY_NEW_KNOB"):
+        settings_table.markdown(Undescribed)
+    assert settings_table.undescribed(Settings) == []
+    assert "CHATLENS_JOB_TIMEOUT_S" in settings_table.markdown(Settings)
 
 
 def test_no_absolute_path_of_a_development_machine() -> None:

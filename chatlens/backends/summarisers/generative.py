@@ -20,7 +20,7 @@ from chatlens.core.errors import ChatlensError
 
 # Chosen by measurement: scripts/summary_prompts.py scored wordings against reference summaries of
 # validation conversations, and this one beat the earlier "2-3 sentences, topics and stance", a length bound
-# alone and a "use only stated facts" clause (the figures: README, "llama.cpp backend").
+# alone and a "use only stated facts" clause (the figures: docs/models/llamacpp.md, "Data and prompt").
 INSTRUCTION = (
     'Summarise the following conversation in two sentences, in the third person ("The speakers '
     'discuss ..."). Name the main topics in the order they come up and any opinion a speaker states. '
