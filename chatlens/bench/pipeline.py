@@ -69,13 +69,19 @@ def seed_style_rate(classifier: MiniLMClassifier, texts: list[str]) -> tuple[flo
             mask = torch.ones(states[0].shape[:2], dtype=torch.long)
             return torch.cat([mean_pool(h, mask) for h in states], dim=1)
 
+    from chatlens.backends.encoder import SentenceEncoder
+    from chatlens.backends.head_module import load_head
+
+    head = load_head(classifier.head_dir)
     encoder = classifier.encoder
+    if not isinstance(encoder, SentenceEncoder):
+        raise ChatlensError("the seed-style figure runs the torch runtime's encoder")
     extractor = PooledFeatures(model=encoder.model, tokenizer=encoder.tokenizer, device="cpu")
     kwargs = {"tokenize_kwargs": {"truncation": True, "max_length": encoder.max_length}}
 
     def one(text: str) -> str:
         with torch.inference_mode():
-            return classifier.labels[int(classifier.head.adjusted_logits(extractor(text, **kwargs)).argmax())]
+            return classifier.labels[int(head.adjusted_logits(extractor(text, **kwargs)).argmax())]
 
     for text in texts[:16]:
         one(text)
@@ -196,6 +202,7 @@ def run_bench(
     """Best of `repeat` interleaved rounds: the load of a shared machine drifts from minute to minute, and
     every variant should see the same drift."""
     torch.set_num_threads(threads)
+    # Bare and seed-style run torch (the pipeline worker serves CHATLENS_RUNTIME); `--runtimes` compares.
     classifier = MiniLMClassifier(settings.head_path, settings.encoder_path, settings.inference_batch_size)
     rates: dict[str, list[float]] = {"bare": [], "pipeline": [], "seed_style": []}
     labels: dict[str, list[str]] = {}
