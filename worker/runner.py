@@ -6,6 +6,8 @@ built with, and hands each job its `WorkerContext`.
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 import logging
 import threading
 import time
@@ -61,12 +63,10 @@ def preload(context: WorkerContext, queues: list[str], threads: int | None) -> N
     classify = [n.removeprefix(q.CLASSIFY_PREFIX) for n in queues if n.startswith(q.CLASSIFY_PREFIX)]
     summarise = [n.removeprefix(q.SUMMARISE_PREFIX) for n in queues if n.startswith(q.SUMMARISE_PREFIX)]
     if threads and (classify or summarise):
-        try:
-            import torch  # only a torch worker has it; an ONNX worker's sessions take CHATLENS_THREADS
-        except ImportError:
-            pass
-        else:
-            torch.set_num_threads(threads)
+        # Only a torch worker has torch (imported by name: the ONNX worker's import contract); an ONNX
+        # worker's sessions take CHATLENS_THREADS when they are opened.
+        with contextlib.suppress(ImportError):
+            importlib.import_module("torch").set_num_threads(threads)
     for name in classify:
         context.classifier(name)
     for backend in summarise:
