@@ -38,7 +38,6 @@ from chatlens.backends.onnx_encoder import (
     Precision,
     ProbeCheck,
     Tolerance,
-    rebuild_command,
 )
 from chatlens.backends.runtime import EncoderSpec, export_dir
 from chatlens.core.errors import ChatlensError
@@ -199,6 +198,3 @@ def _sha256(path: Path) -> str:
     from chatlens.backends.catalog import sha256_file
 
     return sha256_file(path)
-
-
-__all__ = ["TOLERANCE", "compare", "export", "outside_tolerance", "probe_texts", "rebuild_command"]

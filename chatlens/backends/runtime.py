@@ -3,9 +3,11 @@
 - `onnx-int8`, `onnx`: a verified export (chatlens.backends.onnx_encoder), run by onnxruntime: no torch.
 - `torch`, `torch-int8`: the transformers model (chatlens.backends.encoder), int8 by torch's dynamic
   quantisation of the Linear layers.
-- `auto` (the default): the shipped ONNX precision where its export exists, else the other one, else
-  torch where it is installed. A worker never builds an export: on a host without torch and without the
-  export it refuses with the `chatlens models export` command to run on a host with torch.
+- `auto` (the default): the model's preferred ONNX precision where its export exists (int8 for the
+  MiniLM of `default` and `extractive`, fp32 for `accurate`), else the other one, else torch where it is
+  installed. An export that exists but does not match is refused, never passed over. A worker never
+  builds an export: on a host without torch and without the export it refuses with the
+  `chatlens models export` command to run on a host with torch.
 
 Serving (the classifiers, the extractive summariser) and training (`chatlens train head`) both open their
 encoder here, so a head can be trained on the very features a runtime serves.
