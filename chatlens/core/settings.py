@@ -251,8 +251,15 @@ def check_redis_url(url: str) -> None:
         )
 
 
+# Settings that were replaced: set, they are refused in one line rather than silently ignored.
+RETIRED = {"CHATLENS_QUANTIZE_INT8": "CHATLENS_RUNTIME=torch-int8 (or onnx-int8: docs/guide/runtimes.md)"}
+
+
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
+    for name, instead in RETIRED.items():
+        if os.environ.get(name, "").strip():
+            raise ChatlensError(f"{name} is no longer read; set {instead} and unset {name}")
     try:
         return Settings()
     except SettingsError as exc:
