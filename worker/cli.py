@@ -52,7 +52,9 @@ class WorkerCommands:
         ),
         burst: bool = typer.Option(False, help="stop once the queues are empty"),
         threads: int | None = typer.Option(
-            None, min=1, help="torch threads for this worker (docs/guide/workers.md: threads)"
+            None,
+            min=1,
+            help="inference threads for this worker (torch or ONNX Runtime; docs/guide/workers.md: threads)",
         ),
         name: str | None = typer.Option(None, help="worker name [default: RQ's]"),
         log_level: str = typer.Option("INFO", help="DEBUG, INFO, WARNING or ERROR"),

@@ -111,7 +111,11 @@ class Settings(BaseSettings):
     models_dir: Path = Field(default_factory=lambda: default_models_dir(), description="fetched base models")
     accurate_encoder: str = Field("all-mpnet-base-v2", description="catalog name, HF id or dir")
     accurate_head_path: Path | None = Field(None, description="accurate head dir; None = committed")
-    threads: int | None = Field(None, ge=1, description="torch threads per worker; None = torch's default")
+    threads: int | None = Field(
+        None,
+        ge=1,
+        description="inference threads per worker (torch or ONNX Runtime); None = the runtime's default",
+    )
     job_timeout_s: int = Field(
         600,
         description="RQ job timeout of a classify or summary job: the running worker's setting, applied "
@@ -160,7 +164,16 @@ class Settings(BaseSettings):
     device: str = Field("auto", description="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps")
     dtype: str = Field("auto", description="auto (float32 on CPU, bfloat16/float16 on GPU) or explicit")
     sdpa: bool = Field(True, description="scaled-dot-product attention where the architecture has it")
-    quantize_int8: bool = Field(False, description="dynamic int8 Linear layers (CPU only)")
+    runtime: str = Field(
+        "auto",
+        pattern="^(auto|onnx-int8|onnx|torch|torch-int8)$",
+        description="what runs the encoder models (default, accurate, extractive): onnx-int8 or onnx (an "
+        "export from `chatlens models export`, no torch needed), torch, torch-int8 (torch's dynamic int8, "
+        "also for the HF classifiers); auto = onnx-int8, else onnx where an export exists, else torch",
+    )
+    exports_dir: Path | None = Field(
+        None, description="ONNX exports of the encoders; None = CHATLENS_MODELS_DIR/onnx"
+    )
 
     # Zero-shot NLI classifier (queue classify-zeroshot)
     zeroshot_model: str = Field(
@@ -306,6 +319,10 @@ class Settings(BaseSettings):
         check_redis_url(value)
         return value
 
+    @property
+    def exports_path(self) -> Path:
+        return self.exports_dir or self.models_dir / "onnx"
+
     def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
         # repr(settings) and str(settings) end up in logs and tracebacks: never with the password.
         for name, value in super().__repr_args__():
@@ -339,8 +356,15 @@ def check_redis_url(url: str) -> None:
         )
 
 
+# Settings that were replaced: set, they are refused in one line rather than silently ignored.
+RETIRED = {"CHATLENS_QUANTIZE_INT8": "CHATLENS_RUNTIME=torch-int8 (or onnx-int8: docs/guide/runtimes.md)"}
+
+
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
+    for name, instead in RETIRED.items():
+        if os.environ.get(name, "").strip():
+            raise ChatlensError(f"{name} is no longer read; set {instead} and unset {name}")
     try:
         return Settings()
     except SettingsError as exc:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from chatlens.core import keys
-from chatlens.core.settings import Settings
+from chatlens.core.errors import ChatlensError
+from chatlens.core.settings import Settings, get_settings
 
 
 def test_settings_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -30,6 +31,25 @@ def test_bad_settings_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CHATLENS_BATCH_SIZE", "0")
     with pytest.raises(ValueError, match="batch_size"):
         Settings()
+
+
+def test_a_runtime_is_one_setting_and_the_retired_int8_switch_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert get_settings().runtime == "auto"
+    monkeypatch.setenv("CHATLENS_RUNTIME", "tensorrt")
+    get_settings.cache_clear()
+    with pytest.raises(ChatlensError, match="CHATLENS_RUNTIME"):
+        get_settings()
+    monkeypatch.setenv("CHATLENS_RUNTIME", "onnx-int8")
+    monkeypatch.setenv("CHATLENS_QUANTIZE_INT8", "1")
+    get_settings.cache_clear()
+    with pytest.raises(ChatlensError, match="CHATLENS_QUANTIZE_INT8 is no longer read; set CHATLENS_RUNTIME"):
+        get_settings()
+    monkeypatch.delenv("CHATLENS_QUANTIZE_INT8")
+    get_settings.cache_clear()
+    assert get_settings().runtime == "onnx-int8"
+    assert get_settings().exports_path == get_settings().models_dir / "onnx"
 
 
 @pytest.mark.parametrize("name", ["a", "run-1", "2026.11.26_nightly"])
