@@ -24,6 +24,7 @@ TESTS = Path(__file__).resolve().parent
 # the session's summary names it. A new area of slow tests is best its own directory (one line here).
 SLOW_PATHS = (
     "bench",
+    "onnx",
     "scripts",
     "training",
     "test_demo.py",

@@ -36,7 +36,9 @@ class WorkerCommands:
             help="queue(s) to serve [default: classify-<each enabled classifier>, summarise-<backend>]",
         ),
         burst: bool = typer.Option(False, help="stop once the queues are empty"),
-        threads: int | None = typer.Option(None, min=1, help="torch threads for this worker (see README)"),
+        threads: int | None = typer.Option(
+            None, min=1, help="inference threads for this worker (torch or ONNX Runtime; see README)"
+        ),
         name: str | None = typer.Option(None, help="worker name [default: RQ's]"),
         log_level: str = typer.Option("INFO", help="DEBUG, INFO, WARNING or ERROR"),
         redis_url: str | None = typer.Option(None, help="overrides CHATLENS_REDIS_URL"),

@@ -6,6 +6,8 @@ built with, and hands each job its `WorkerContext`.
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 import logging
 import threading
 import time
@@ -61,9 +63,10 @@ def preload(context: WorkerContext, queues: list[str], threads: int | None) -> N
     classify = [n.removeprefix(q.CLASSIFY_PREFIX) for n in queues if n.startswith(q.CLASSIFY_PREFIX)]
     summarise = [n.removeprefix(q.SUMMARISE_PREFIX) for n in queues if n.startswith(q.SUMMARISE_PREFIX)]
     if threads and (classify or summarise):
-        import torch  # only a model worker has torch installed; an eval-only worker needs none
-
-        torch.set_num_threads(threads)
+        # Only a torch worker has torch (imported by name: the ONNX worker's import contract); an ONNX
+        # worker's sessions take CHATLENS_THREADS when they are opened.
+        with contextlib.suppress(ImportError):
+            importlib.import_module("torch").set_num_threads(threads)
     for name in classify:
         context.classifier(name)
     for backend in summarise:
@@ -164,6 +167,8 @@ def create_worker(
 ) -> ChatlensWorker:  # fmt: skip
     """A worker that serves `queues` and runs only `job_functions` (by default the worker role's own)."""
     check_queues(settings, queues, job_functions)
+    if threads:  # --threads: torch's threads and the ONNX sessions' alike
+        settings = settings.model_copy(update={"threads": threads})
     connection = _with_blocking_timeout(connection, settings.worker_ttl_s + 10)
     context = WorkerContext(settings, connection)
     if settings.metrics_port:  # before preload, so /metrics is up while the models load

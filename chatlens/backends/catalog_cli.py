@@ -10,7 +10,8 @@ from chatlens.core.settings import get_settings
 
 models_app = typer.Typer(
     name="models",
-    help="Base models pinned by SHA-256: list them, fetch one into CHATLENS_MODELS_DIR.",
+    help="Base models pinned by SHA-256: list them, fetch one into CHATLENS_MODELS_DIR; export an encoder "
+    "to ONNX (`export`).",
     no_args_is_help=True,
 )
 
@@ -41,3 +42,27 @@ def fetch_model(
     """Assemble (or download) NAME, verify every pinned SHA-256, and print its local path."""
     path = fetch(name, get_settings().models_dir, source)
     out.print(str(path), highlight=False, soft_wrap=True)
+
+
+@models_app.command("export")
+@user_errors
+def export_model(
+    name: str = typer.Argument(..., help="default, accurate, extractive, or an encoder's model directory"),
+    int8: bool = typer.Option(False, "--int8", help="quantise the weights to int8 (runtime onnx-int8)"),
+) -> None:
+    """Export NAME's encoder to ONNX into CHATLENS_EXPORTS_DIR, check it against torch, write its manifest."""
+    from chatlens.backends.export_targets import export_target
+    from chatlens.backends.onnx_export import export  # torch: the [worker] extra
+
+    settings = get_settings()
+    spec, head = export_target(name, settings)
+    directory, manifest = export(spec, settings.exports_path, int8=int8, head_dir=head)
+    probe = manifest.probe
+    agreement = "no head" if probe.label_agreement is None else f"{probe.label_agreement:.1%} same label"
+    out.print(
+        f"{directory}: {manifest.encoder}, {manifest.precision}; on {probe.messages} probe messages vs "
+        f"torch: max feature difference {probe.max_feature_diff:.2e}, least cosine {probe.min_cosine:.5f}, "
+        f"{agreement}",
+        highlight=False,
+        soft_wrap=True,
+    )

@@ -12,6 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import numpy as np
+
 from chatlens.core.registry import Registry
 
 
@@ -36,9 +38,13 @@ class Scores(Protocol):
     def max(self, dim: int) -> Any: ...
 
 
-def top_outputs(scores: Scores, labels: Sequence[str]) -> list[Output]:
-    """Scores (probabilities, or a score per label) -> each message's best label, its score the confidence."""
-    confidence, index = scores.max(dim=-1)
+def top_outputs(scores: Scores | np.ndarray, labels: Sequence[str]) -> list[Output]:
+    """Scores (probabilities, or a score per label; a torch tensor or a numpy array) -> each message's
+    best label, its score the confidence."""
+    if isinstance(scores, np.ndarray):
+        index, confidence = scores.argmax(axis=-1), scores.max(axis=-1)
+    else:
+        confidence, index = scores.max(dim=-1)  # type: ignore[call-overload]
     return [Output(labels[i], float(c)) for i, c in zip(index.tolist(), confidence.tolist(), strict=True)]
 
 

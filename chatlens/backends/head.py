@@ -1,21 +1,24 @@
-"""`ClassifierHead`: the small trained layer on top of the frozen encoder, and its on-disk form.
+"""The classifier head's on-disk form, and the head applied with numpy: what serving needs, torch-free.
 
 A head is a directory with `head.safetensors` (weights) and `head.json` (labels, shape, how it was
-trained, the figures it gave). No pickle: both files are plain data.
+trained, the figures it gave). No pickle: both files are plain data. The torch module that trains it is
+chatlens.backends.head_module; serving applies the same weights with numpy, so a worker without torch
+(an ONNX encoder) serves the same head.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 from pathlib import Path
 from typing import Any
 
-import torch
+import numpy as np
 from pydantic import BaseModel
-from safetensors.torch import load_file, save_file
+from safetensors.numpy import load_file
 
-from chatlens.backends.encoder import Pooling
+from chatlens.backends.encoder_source import Pooling
 from chatlens.core.errors import ChatlensError
 
 DEFAULT_HEAD_DIR = Path(__file__).parent / "default_head"
@@ -36,60 +39,62 @@ class HeadConfig(BaseModel):
     training: dict[str, Any] = {}
 
 
-class ClassifierHead(torch.nn.Module):
-    def __init__(self, config: HeadConfig) -> None:
-        super().__init__()
-        self.config = config
-        n = len(config.labels)
-        if config.hidden_dim:
-            self.layers = torch.nn.Sequential(
-                torch.nn.Linear(config.input_dim, config.hidden_dim),
-                torch.nn.GELU(),
-                torch.nn.Dropout(config.dropout),
-                torch.nn.Linear(config.hidden_dim, n),
-            )
-        else:
-            self.layers = torch.nn.Sequential(
-                torch.nn.Dropout(config.dropout), torch.nn.Linear(config.input_dim, n)
-            )
-        # Buffers travel with the state dict; annotated so the type checker knows they are tensors.
-        self.adjustment: torch.Tensor
-        self.input_mean: torch.Tensor
-        self.input_std: torch.Tensor
-        self.register_buffer("adjustment", torch.tensor(config.logit_adjustment, dtype=torch.float32))
-        # Inputs are standardised with the training part's statistics, kept with the weights.
-        self.register_buffer("input_mean", torch.zeros(config.input_dim))
-        self.register_buffer("input_std", torch.ones(config.input_dim))
-
-    def forward(self, features: torch.Tensor) -> torch.Tensor:
-        """Raw logits, without the adjustment (training uses these)."""
-        return self.layers((features - self.input_mean) / self.input_std)
-
-    def adjusted_logits(self, features: torch.Tensor) -> torch.Tensor:
-        return self.forward(features) + self.adjustment
-
-
-def save_head(head: ClassifierHead, directory: Path) -> str:
-    directory.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().contiguous() for k, v in head.state_dict().items()}
-    save_file(state, str(directory / WEIGHTS))
-    (directory / CARD).write_text(head.config.model_dump_json(indent=2) + "\n", encoding="utf-8")
-    return head_version(directory)
-
-
-def load_head(directory: Path) -> ClassifierHead:
+def head_files(directory: Path) -> tuple[Path, Path]:
     weights, card = directory / WEIGHTS, directory / CARD
     if not weights.exists() or not card.exists():
         raise ChatlensError(
             f"no classifier head in {directory} (need {WEIGHTS} and {CARD}); run `chatlens train` "
             "or unset CHATLENS_HEAD_PATH to use the committed one"
         )
-    config = HeadConfig.model_validate(json.loads(card.read_text(encoding="utf-8")))
-    head = ClassifierHead(config)
-    head.load_state_dict(load_file(str(weights)))
-    return head.eval()
+    return weights, card
+
+
+def load_head_config(directory: Path) -> HeadConfig:
+    card = head_files(directory)[1]
+    return HeadConfig.model_validate(json.loads(card.read_text(encoding="utf-8")))
+
+
+def head_sha256(directory: Path) -> str:
+    digest = hashlib.sha256((directory / WEIGHTS).read_bytes() + (directory / CARD).read_bytes())
+    return digest.hexdigest()
 
 
 def head_version(directory: Path) -> str:
-    digest = hashlib.sha256((directory / WEIGHTS).read_bytes() + (directory / CARD).read_bytes())
-    return digest.hexdigest()[:12]
+    return head_sha256(directory)[:12]
+
+
+class NumpyHead:
+    """The trained head's inference: standardise, the linear layer(s), the logit adjustment, softmax.
+    The same arithmetic as ClassifierHead.adjusted_logits in eval mode (dropout is the identity)."""
+
+    def __init__(self, directory: Path) -> None:
+        weights, _ = head_files(directory)
+        self.config = load_head_config(directory)
+        state = load_file(str(weights))
+        self.mean = state["input_mean"]
+        self.std = state["input_std"]
+        self.adjustment = state["adjustment"]
+        # nn.Sequential keys: a linear head is (Dropout, Linear) -> "layers.1.*"; a hidden one is
+        # (Linear, GELU, Dropout, Linear) -> "layers.0.*" and "layers.3.*".
+        names = ["layers.0", "layers.3"] if self.config.hidden_dim else ["layers.1"]
+        self.linear = [(state[f"{n}.weight"].T.copy(), state[f"{n}.bias"]) for n in names]
+
+    def probabilities(self, features: np.ndarray) -> np.ndarray:
+        x = (features - self.mean) / self.std
+        for i, (weight, bias) in enumerate(self.linear):
+            if i:
+                x = _gelu(x)
+            x = x @ weight + bias
+        logits = x + self.adjustment
+        logits -= logits.max(axis=1, keepdims=True)
+        exp = np.exp(logits)
+        return np.asarray(exp / exp.sum(axis=1, keepdims=True), dtype=np.float32)
+
+
+_ERF = np.frompyfunc(math.erf, 1, 1)
+
+
+def _gelu(x: np.ndarray) -> np.ndarray:
+    # torch.nn.GELU's exact form, 0.5 x (1 + erf(x / sqrt 2)); numpy has no erf of its own.
+    erf = np.asarray(_ERF(x / math.sqrt(2.0)), dtype=np.float32)
+    return np.asarray(0.5 * x * (1.0 + erf), dtype=np.float32)

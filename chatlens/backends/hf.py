@@ -54,7 +54,8 @@ def hf_options(settings: Settings) -> dict[str, Any]:
         "dtype": resolve_dtype(settings.dtype, device),
         "max_length": settings.max_length,
         "sdpa": settings.sdpa,
-        "int8": settings.quantize_int8,
+        # CHATLENS_RUNTIME=torch-int8: the HF classifiers have no ONNX export; other runtimes run fp32.
+        "int8": settings.runtime == "torch-int8",
     }
 
 
@@ -77,7 +78,7 @@ def load_classifier_model(
     if int8:
         if device.type != "cpu":
             raise ChatlensError(
-                "CHATLENS_QUANTIZE_INT8 is for CPU workers; on a GPU use CHATLENS_DTYPE=bfloat16"
+                "CHATLENS_RUNTIME=torch-int8 is for CPU workers; on a GPU use CHATLENS_DTYPE=bfloat16"
             )
         model = quantize_int8(model)
     return tokenizer, model

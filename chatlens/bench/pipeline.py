@@ -69,13 +69,19 @@ def seed_style_rate(classifier: MiniLMClassifier, texts: list[str]) -> tuple[flo
             mask = torch.ones(states[0].shape[:2], dtype=torch.long)
             return torch.cat([mean_pool(h, mask) for h in states], dim=1)
 
+    from chatlens.backends.encoder import SentenceEncoder
+    from chatlens.backends.head_module import load_head
+
+    head = load_head(classifier.head_dir)
     encoder = classifier.encoder
+    if not isinstance(encoder, SentenceEncoder):
+        raise ChatlensError("the seed-style figure runs the torch runtime's encoder")
     extractor = PooledFeatures(model=encoder.model, tokenizer=encoder.tokenizer, device="cpu")
     kwargs = {"tokenize_kwargs": {"truncation": True, "max_length": encoder.max_length}}
 
     def one(text: str) -> str:
         with torch.inference_mode():
-            return classifier.labels[int(classifier.head.adjusted_logits(extractor(text, **kwargs)).argmax())]
+            return classifier.labels[int(head.adjusted_logits(extractor(text, **kwargs)).argmax())]
 
     for text in texts[:16]:
         one(text)
@@ -196,7 +202,15 @@ def run_bench(
     """Best of `repeat` interleaved rounds: the load of a shared machine drifts from minute to minute, and
     every variant should see the same drift."""
     torch.set_num_threads(threads)
-    classifier = MiniLMClassifier(settings.head_path, settings.encoder_path, settings.inference_batch_size)
+    # Bare runs what the pipeline's worker serves (CHATLENS_RUNTIME); seed-style is torch by definition.
+    # `chatlens bench --runtimes` compares the runtimes themselves.
+    classifier = MiniLMClassifier(
+        settings.head_path, settings.encoder_path, settings.inference_batch_size, runtime=settings.runtime,
+        models_dir=settings.models_dir, exports_dir=settings.exports_path, threads=threads,
+    )  # fmt: skip
+    seed_classifier = MiniLMClassifier(
+        settings.head_path, settings.encoder_path, settings.inference_batch_size
+    )
     rates: dict[str, list[float]] = {"bare": [], "pipeline": [], "seed_style": []}
     labels: dict[str, list[str]] = {}
     with ExitStack() as stack:
@@ -208,7 +222,7 @@ def run_bench(
             result = harness.measure(texts)
             rates["pipeline"].append(result["rate"])
             labels["pipeline"] = result["labels"]
-            rate, labels["seed_style"] = seed_style_rate(classifier, texts)
+            rate, labels["seed_style"] = seed_style_rate(seed_classifier, texts)
             rates["seed_style"].append(rate)
         stats = harness.stats()
     if with_scaling:
@@ -226,6 +240,7 @@ def run_bench(
         "repeat": repeat,
         "batch_size": settings.batch_size,
         "inference_batch_size": settings.inference_batch_size,
+        "runtime": classifier.encoder.runtime,  # of bare and pipeline; seed-style is torch
         "bare_msgs_per_s": round(best["bare"], 1),
         "pipeline_msgs_per_s": round(best["pipeline"], 1),
         "seed_style_msgs_per_s": round(best["seed_style"], 1),

@@ -80,7 +80,11 @@ class Settings(BaseSettings):
     models_dir: Path = Field(default_factory=lambda: default_models_dir(), description="fetched base models")
     accurate_encoder: str = Field("all-mpnet-base-v2", description="catalog name, HF id or dir")
     accurate_head_path: Path | None = Field(None, description="accurate head dir; None = committed")
-    threads: int | None = Field(None, ge=1, description="torch threads per worker; None = torch's default")
+    threads: int | None = Field(
+        None,
+        ge=1,
+        description="inference threads per worker (torch or ONNX Runtime); None = the runtime's default",
+    )
     job_timeout_s: int = 600
     retry_intervals_s: Annotated[list[int], NoDecode] = Field(default_factory=lambda: [5, 30, 120])
     # A killed worker's job is recovered once its heartbeat key expires and a maintenance pass runs;
@@ -106,7 +110,16 @@ class Settings(BaseSettings):
     device: str = Field("auto", description="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps")
     dtype: str = Field("auto", description="auto (float32 on CPU, bfloat16/float16 on GPU) or explicit")
     sdpa: bool = Field(True, description="scaled-dot-product attention where the architecture has it")
-    quantize_int8: bool = Field(False, description="dynamic int8 Linear layers (CPU only)")
+    runtime: str = Field(
+        "auto",
+        pattern="^(auto|onnx-int8|onnx|torch|torch-int8)$",
+        description="what runs the encoder models (default, accurate, extractive): onnx-int8 or onnx (an "
+        "export from `chatlens models export`, no torch needed), torch, torch-int8 (torch's dynamic int8, "
+        "also for the HF classifiers); auto = onnx-int8, else onnx where an export exists, else torch",
+    )
+    exports_dir: Path | None = Field(
+        None, description="ONNX exports of the encoders; None = CHATLENS_MODELS_DIR/onnx"
+    )
 
     # Zero-shot NLI classifier (queue classify-zeroshot)
     zeroshot_model: str = "facebook/bart-large-mnli"
@@ -221,6 +234,10 @@ class Settings(BaseSettings):
     def _redis_url_scheme(cls, value: str) -> str:
         check_redis_url(value)
         return value
+
+    @property
+    def exports_path(self) -> Path:
+        return self.exports_dir or self.models_dir / "onnx"
 
     def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
         # repr(settings) and str(settings) end up in logs and tracebacks: never with the password.

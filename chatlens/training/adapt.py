@@ -20,7 +20,8 @@ import numpy as np
 import torch
 
 from chatlens.backends.encoder import Pooling, SentenceEncoder, pooled_states
-from chatlens.backends.head import ClassifierHead, HeadConfig, save_head
+from chatlens.backends.head import HeadConfig
+from chatlens.backends.head_module import ClassifierHead, save_head
 from chatlens.backends.hf import length_sorted_batches, pad_batch, resolve_device
 from chatlens.core.labels import LABELS
 from chatlens.training.data import load_split

@@ -76,7 +76,9 @@ def train_head_command(
     cache_dir: Annotated[Path | None, typer.Option(help="cache encoder features here (resumable)")] = None,
     predictions: Predictions = None,
 ) -> None:
-    """Train the default head on frozen encoder features (the bundled MiniLM unless --encoder)."""
+    """Train the default head on frozen encoder features (the bundled MiniLM unless --encoder), computed by
+    CHATLENS_RUNTIME: torch (also for auto), or onnx / onnx-int8 to fit the head on an export's features."""
+    from chatlens.backends.runtime import Runtime
     from chatlens.training.head import TrainOptions, train_head
 
     settings = get_settings()
@@ -85,7 +87,8 @@ def train_head_command(
         class_weight_power=class_weight_power, tune_adjustment=tune_adjustment, val_frac=val_frac, seed=seed,
         encoder=encoder or settings.encoder_path, models_dir=settings.models_dir,
         max_length=settings.max_length, cap_per_class=cap_per_class, cache_dir=cache_dir,
-        device=settings.device, predictions=predictions,
+        device=settings.device, predictions=predictions, runtime=Runtime(settings.runtime),
+        exports_dir=settings.exports_path,
     )  # fmt: skip
     result = _with_progress(threads, lambda report: train_head(options, report))
     tail = f"{result['seconds']} s ({result['encode_seconds']} s encoding)"

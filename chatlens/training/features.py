@@ -16,7 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from chatlens.backends.encoder import Pooling, SentenceEncoder
+from chatlens.backends.encoder_source import Pooling
+from chatlens.backends.runtime import Encoder
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
 CHUNK = 512
@@ -30,7 +31,7 @@ def cache_key(model_id: str, pooling: Pooling, max_length: int, texts: list[str]
 
 
 def featurise(
-    encoder: SentenceEncoder,
+    encoder: Encoder,
     texts: list[str],
     pooling: Pooling,
     progress: Progress,
@@ -41,7 +42,8 @@ def featurise(
         out = np.empty((len(texts), encoder.dim(pooling)), dtype=np.float32)
         _encode_chunks(encoder, texts, pooling, progress, out, 0, lambda done: None)
         return out
-    key = cache_key(encoder.model_id, pooling, encoder.max_length, texts)
+    # The runtime is part of the key: int8 features are not fp32 features.
+    key = cache_key(f"{encoder.model_id}+{encoder.runtime}", pooling, encoder.max_length, texts)
     final = cache_dir / f"{key}.npy"
     if final.exists():
         progress("encode (cached)", len(texts), len(texts))
@@ -65,7 +67,7 @@ def featurise(
 
 
 def _encode_chunks(
-    encoder: SentenceEncoder,
+    encoder: Encoder,
     texts: list[str],
     pooling: Pooling,
     progress: Progress,

@@ -16,9 +16,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from chatlens.backends.encoder import Pooling, SentenceEncoder
-from chatlens.backends.head import ClassifierHead, HeadConfig, save_head
+from chatlens.backends.catalog import CATALOG
+from chatlens.backends.encoder_source import Pooling
+from chatlens.backends.head import HeadConfig
+from chatlens.backends.head_module import ClassifierHead, save_head
 from chatlens.backends.hf import resolve_device
+from chatlens.backends.runtime import Encoder, EncoderSpec, Runtime, open_encoder
 from chatlens.core.labels import LABELS
 from chatlens.training.data import load_split
 from chatlens.training.features import featurise
@@ -51,6 +54,10 @@ class TrainOptions:
     cache_dir: Path | None = None  # encoder features cached here across runs
     predictions: Path | None = None  # write the validation logits here (.npz) to study operating points
     device: str = "cpu"  # where the encoder runs ("auto" = a GPU when there is one); the head fits on CPU
+    # What computes the features: torch (auto means torch here), or an export's runtime (onnx, onnx-int8),
+    # to train the head on the very features that runtime serves.
+    runtime: Runtime = Runtime.AUTO
+    exports_dir: Path | None = None  # where the exports of an onnx runtime are (CHATLENS_EXPORTS_DIR)
 
 
 def fit(
@@ -95,17 +102,28 @@ def fit(
     return head.eval(), history
 
 
+def training_encoder(opts: TrainOptions) -> Encoder:
+    """The encoder through the serving factory: `runtime` onnx-int8 gives the int8 export's features."""
+    runtime = Runtime.TORCH if opts.runtime is Runtime.AUTO else opts.runtime
+    name = "default" if opts.encoder is None else "accurate" if opts.encoder in CATALOG else opts.encoder
+    spec = EncoderSpec(name, opts.encoder, opts.models_dir)
+    device = str(resolve_device(opts.device)) if runtime in (Runtime.TORCH, Runtime.TORCH_INT8) else "cpu"
+    return open_encoder(
+        spec,
+        runtime,
+        opts.exports_dir or Path("."),
+        max_length=opts.max_length,
+        batch_size=opts.encode_batch_size,
+        device=device,
+        shared=False,
+    )
+
+
 def train_head(opts: TrainOptions, progress: Progress) -> dict:
     started = time.perf_counter()
     split = load_split(opts.train_files, opts.val_frac, opts.seed, opts.cap_per_class)
     data, train_idx, val_idx = split.data, split.train, split.val
-    encoder = SentenceEncoder(
-        opts.encoder,
-        max_length=opts.max_length,
-        batch_size=opts.encode_batch_size,
-        models_dir=opts.models_dir,
-        device=resolve_device(opts.device),
-    )
+    encoder = training_encoder(opts)
     x_all = featurise(encoder, data.texts, opts.pooling, progress, opts.cache_dir)
     encoded_s = time.perf_counter() - started
     x, x_val = x_all[train_idx], x_all[val_idx]
@@ -140,6 +158,7 @@ def train_head(opts: TrainOptions, progress: Progress) -> dict:
         **validation_report(split, opts.train_files, tau, plain, adjusted),
         "kept_counts": {label: int(c) for label, c in zip(LABELS, kept, strict=True)},
         "encode_seconds": round(encoded_s, 1),
+        "runtime": encoder.runtime,  # what computed the features the head was fitted on
         "seconds": round(time.perf_counter() - started, 1),
         "options": plain_options(opts),
         "history": history,

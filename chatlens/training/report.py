@@ -20,7 +20,7 @@ from eval.metrics import class_scores, confusion, macro_f1
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
 
-    from chatlens.backends.head import ClassifierHead
+    from chatlens.backends.head_module import ClassifierHead
 
 
 def figures(y: np.ndarray, predicted: np.ndarray, weight: np.ndarray | None = None) -> dict[str, float]:

@@ -14,7 +14,8 @@ import redis
 from chatlens.backends.catalog import CATALOG, PinnedModel, fetch
 from chatlens.backends.classifiers.accurate import ACCURATE_HEAD_DIR, AccurateClassifier
 from chatlens.backends.encoder import BUNDLED_ENCODER_ID
-from chatlens.backends.head import DEFAULT_HEAD_DIR, head_version, load_head
+from chatlens.backends.head import DEFAULT_HEAD_DIR, head_version
+from chatlens.backends.head_module import load_head
 from chatlens.cli.demo import EXAMPLE_FILE
 from chatlens.core import keys
 from chatlens.core.errors import ChatlensError
@@ -149,8 +150,8 @@ def test_each_model_is_named_as_configured_in_results_status_report_and_mlflow(
     store = RunStore(connection, settings.result_ttl_s)
     assert store.models("named") == sorted(configured)
     versions = {
-        "default": f"{BUNDLED_ENCODER_ID}+head-{head_version(DEFAULT_HEAD_DIR)}",
-        "accurate": f"{NAME}+head-{head_version(tmp_path / 'head')}",
+        "default": f"{BUNDLED_ENCODER_ID}+head-{head_version(DEFAULT_HEAD_DIR)}+torch",
+        "accurate": f"{NAME}+head-{head_version(tmp_path / 'head')}+torch",
     }
     for name in configured:
         predictions = store.predictions("named", name).values()

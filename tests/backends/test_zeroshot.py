@@ -78,7 +78,7 @@ def test_batched_pairs_equal_one_message_at_a_time(tiny_bart: tuple[Path, int]) 
 def test_int8_quantisation_runs_on_cpu(tiny_bart: tuple[Path, int]) -> None:
     path, _ = tiny_bart
     classifier = CLASSIFIERS.build(
-        "zeroshot", Settings(zeroshot_model=str(path), device="cpu", quantize_int8=True)
+        "zeroshot", Settings(zeroshot_model=str(path), device="cpu", runtime="torch-int8")
     )
     assert "DynamicQuantizedLinear" in repr(classifier.model)
     assert classifier.version.endswith("+int8")

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from chatlens.backends.classifiers.minilm import MiniLMClassifier
-from chatlens.backends.head import load_head
+from chatlens.backends.head_module import load_head
 from chatlens.cli.demo import EXAMPLE_FILE
 from chatlens.core.labels import LABELS
 from chatlens.training.data import load_split

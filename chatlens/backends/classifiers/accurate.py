@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from chatlens.backends.classifiers.minilm import MiniLMClassifier
+from chatlens.backends.runtime import Runtime
 from chatlens.core.errors import ChatlensError
 from chatlens.core.settings import Settings
 
@@ -21,6 +22,8 @@ ADAPTER_DIR = "adapter"  # beside head.json: a head trained together with a LoRA
 class AccurateClassifier(MiniLMClassifier):
     """The same encoder + head design as the default, on a 12-layer 768-dim encoder."""
 
+    export_name = "accurate"
+
     def __init__(
         self,
         encoder: str,
@@ -28,7 +31,9 @@ class AccurateClassifier(MiniLMClassifier):
         head_dir: Path | None = None,
         batch_size: int = 32,
         max_length: int | None = None,
-        int8: bool = False,
+        runtime: Runtime | str = Runtime.TORCH,
+        exports_dir: Path | None = None,
+        threads: int | None = None,
     ) -> None:
         head_dir = head_dir or ACCURATE_HEAD_DIR
         adapter = head_dir / ADAPTER_DIR
@@ -37,9 +42,11 @@ class AccurateClassifier(MiniLMClassifier):
             encoder=encoder,
             batch_size=batch_size,
             max_length=max_length,
-            int8=int8,
+            runtime=runtime,
             models_dir=models_dir,
             adapter=adapter if adapter.is_dir() else None,
+            exports_dir=exports_dir,
+            threads=threads,
         )
         expected = self.encoder.dim(self.head.config.pooling)
         if self.head.config.input_dim != expected:
@@ -57,5 +64,7 @@ def build(settings: Settings) -> AccurateClassifier:
         head_dir=settings.accurate_head_path,
         batch_size=settings.inference_batch_size,
         max_length=settings.max_length,  # at most: the head's own length when it is shorter
-        int8=settings.quantize_int8,
+        runtime=settings.runtime,
+        exports_dir=settings.exports_path,
+        threads=settings.threads,
     )

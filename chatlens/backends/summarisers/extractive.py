@@ -17,10 +17,11 @@ import re
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
-from chatlens.backends.encoder import SentenceEncoder, shared_encoder
+from chatlens.backends.runtime import Encoder, EncoderSpec, Runtime, open_encoder
 from chatlens.backends.summariser import SummaryText, configured_model, split_sentences
 from chatlens.core.settings import Settings
 
@@ -80,19 +81,22 @@ class ExtractiveSummariser:
 
     def __init__(
         self,
-        encoder: SentenceEncoder | str | None = None,
+        encoder: Encoder | str | None = None,
         selection: Selection | None = None,
         batch_size: int = 32,
         max_length: int = 256,
-        int8: bool = False,
         cache_sentences: int = CACHE_SENTENCES,
     ) -> None:
         # A loaded encoder may be shared (the measurement script compares settings on one model); a source
-        # (HF id or dir, None = bundled MiniLM) is loaded here, once, never per call.
-        if not isinstance(encoder, SentenceEncoder):
-            encoder = SentenceEncoder(encoder, max_length=max_length, batch_size=batch_size, int8=int8)
+        # (HF id or dir, None = bundled MiniLM) is loaded here with torch, once, never per call.
+        if encoder is None or isinstance(encoder, str):
+            spec = EncoderSpec("extractive", encoder)
+            encoder = open_encoder(
+                spec, Runtime.TORCH, Path(), max_length=max_length, batch_size=batch_size, shared=False
+            )
         self.encoder = encoder
-        self.model_id = encoder.model_id
+        # The runtime is part of what a summary came from: int8 features may pick other sentences.
+        self.model_id = f"{encoder.model_id}+{encoder.runtime}"
         self.selection = selection or Selection()
         self.cache_sentences = cache_sentences
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
@@ -101,13 +105,14 @@ class ExtractiveSummariser:
     @classmethod
     def from_settings(cls, settings: Settings) -> ExtractiveSummariser:
         # The same encoder instance as the default classifier's when the settings agree: one load.
-        encoder = shared_encoder(
-            configured_model(settings, cls.backend),
+        spec = EncoderSpec(cls.backend, configured_model(settings, cls.backend), settings.models_dir)
+        encoder = open_encoder(
+            spec,
+            settings.runtime,
+            settings.exports_path,
             max_length=settings.max_length,
             batch_size=settings.inference_batch_size,
-            int8=settings.quantize_int8,
-            # The classifier's factory passes it too: the same arguments are the same cached encoder.
-            models_dir=settings.models_dir,
+            threads=settings.threads,
         )
         return cls(
             encoder, Selection(max_sentences=settings.summary_sentences, max_words=settings.summary_words)
@@ -212,14 +217,12 @@ class ExtractiveSummariser:
 
     def _tokens_read(self, texts: list[str]) -> int:
         # What the encoder read: each sentence with its special tokens, cut at the encoder's max_length.
-        tokenizer = self.encoder.tokenizer
-        ids = tokenizer(texts, truncation=True, max_length=self.encoder.max_length)["input_ids"]
-        return sum(len(x) for x in ids)
+        return sum(self.encoder.token_counts(texts))
 
     def _count(self, text: str) -> int:
         if not text:
             return 0
-        return len(self.encoder.tokenizer(text, add_special_tokens=False)["input_ids"])
+        return self.encoder.token_counts([text], special_tokens=False)[0]
 
 
 def _chat_share(sentence: str) -> float:
