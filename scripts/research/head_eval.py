@@ -1,8 +1,9 @@
 """Score classifier heads on frozen MiniLM features of labelled files, with conversation-bootstrap intervals.
 
-The features are the worker's (`SentenceEncoder`, layer means, the settings' max length), cached by
-`chatlens.training.features` so that each file is encoded once for every head compared. The rows are
-read by the producer's reader (`producer.table.read_table`), the figures are eval's (`eval.metrics`).
+The features are the worker's (layer means, max length 256), computed by --runtime through the serving
+factory (`open_encoder`) and cached by `chatlens.training.features`, so that each file is encoded once for
+every head compared. The rows are read by the producer's reader (`producer.table.read_table`), the
+figures are eval's (`eval.metrics`).
 The 95% intervals resample whole conversations (1,000 draws, seed 0); `paired` is the difference to the
 first head on the same resampled conversations.
 
@@ -24,9 +25,10 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository root
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from chatlens.backends.encoder import Pooling, SentenceEncoder
-from chatlens.backends.head import load_head
+from chatlens.backends.encoder import Pooling
+from chatlens.backends.head_module import load_head
 from chatlens.core.labels import LABELS
 from eval.metrics import confusion, macro_f1
 from producer.table import read_table
@@ -74,8 +76,24 @@ def main() -> None:
     parser.add_argument("--json", type=Path)
     parser.add_argument("--raw", action="store_true")
     parser.add_argument("--max-length", type=int, default=256)
+    parser.add_argument(
+        "--runtime", default="torch", help="what computes the features: torch, onnx, onnx-int8"
+    )
+    parser.add_argument(
+        "--encoded-only", action="store_true", help="score the rows the cache holds so far, encode nothing"
+    )
     args = parser.parse_args()
-    encoder = SentenceEncoder(None, max_length=args.max_length, batch_size=32)
+    encoder = None
+    if not args.encoded_only:
+        from chatlens.backends.runtime import EncoderSpec, Runtime, open_encoder
+        from chatlens.core.settings import get_settings
+
+        runtime = Runtime(args.runtime)
+        spec = EncoderSpec("default", None, get_settings().models_dir)
+        exports = get_settings().exports_path
+        encoder = open_encoder(
+            spec, runtime, exports, max_length=args.max_length, batch_size=32, shared=False
+        )
     heads = {name: load_head(Path(d)) for name, d in (h.split("=", 1) for h in args.head)}
     from chatlens.training.features import featurise
 
@@ -86,7 +104,14 @@ def main() -> None:
         texts = rows["message"].tolist()
         y = rows["label"].map({label: i for i, label in enumerate(LABELS)}).to_numpy(dtype=np.int64)
         groups = rows["conversation_id"].to_numpy(dtype=object)
-        x = torch.from_numpy(featurise(encoder, texts, Pooling.LAYER_MEANS, lambda *a: None, args.cache))
+        if args.encoded_only:
+            from partial_features import encoded
+
+            keep, features = encoded(args.cache, texts, args.max_length, args.key_runtime)
+            y, groups = y[keep], groups[keep]
+        else:
+            features = featurise(encoder, texts, Pooling.LAYER_MEANS, lambda *a: None, args.cache)
+        x = torch.from_numpy(features)
         names, preds = [], []
         for name, head in heads.items():
             with torch.inference_mode():
