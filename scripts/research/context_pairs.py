@@ -62,8 +62,9 @@ def encode(tokenizer, texts, previous, arm: str, max_length: int) -> list[tuple[
     out = []
     for text, prev in zip(texts, previous, strict=True):
         if arm == "context" and prev:
-            enc = tokenizer(text, prev, truncation="only_second", max_length=max_length)
-            if len(enc["input_ids"]) > max_length:  # the current turn alone is too long
+            try:
+                enc = tokenizer(text, prev, truncation="only_second", max_length=max_length)
+            except Exception:  # the current turn alone is too long: cut both
                 enc = tokenizer(text, prev, truncation="longest_first", max_length=max_length)
         else:
             enc = tokenizer(text, truncation=True, max_length=max_length)
@@ -191,10 +192,16 @@ def score(args: argparse.Namespace) -> None:
     for name, (texts, previous, y, groups) in sets.items():
         preds = {}
         for arm in args.arms:
+            # Predictions are kept per arm and set, so one arm can be scored while the other still trains.
+            kept = args.out / arm / f"predictions-{name}-{len(y)}.npy"
+            if kept.exists():
+                preds[arm] = np.load(kept)
+                continue
             model = PairModel(load_pretrained(source, AutoModel, attn_implementation="eager"), len(LABELS))
             model.load_state_dict(torch.load(args.out / arm / "model.pt"))
             started = time.perf_counter()
             preds[arm] = predict(model, tokenizer, texts, previous, arm, args.max_length)
+            np.save(kept, preds[arm])
             print(f"{name} {arm}: {time.perf_counter() - started:.0f} s", flush=True)
         names, idx = np.unique(groups, return_inverse=True)
         rows_in = [np.flatnonzero(idx == k) for k in range(len(names))]
@@ -226,7 +233,7 @@ def score(args: argparse.Namespace) -> None:
             }
         report[name] = entry
         print(json.dumps({name: entry}), flush=True)
-    (args.out / "scores.json").write_text(json.dumps(report, indent=2) + "\n")
+    (args.out / f"scores-{'-'.join(args.arms)}.json").write_text(json.dumps(report, indent=2) + "\n")
 
 
 def main() -> None:
