@@ -18,9 +18,10 @@ from chatlens.core.redact import redact_url
 from chatlens.core.settings import get_settings
 from chatlens.core.store import RunStore
 from eval.cron import build_scheduler
-from eval.evaluate import evaluate_run
 from eval.export import export_results
-from eval.summaries import evaluate_summaries_file, paired_lines, summary_table
+
+# eval.evaluate and eval.summaries are imported by the commands that run them: `chatlens worker` imports
+# this module too, and a classifier worker should not carry matplotlib, nltk and scikit-learn.
 
 
 class Format(StrEnum):
@@ -39,6 +40,8 @@ def evaluate(
     settings = get_settings()
     connection = connect_settings(settings, redis_url)
     target = out_dir or settings.reports_dir / run
+    from eval.evaluate import evaluate_run
+
     document = evaluate_run(connection, settings, run, target, track=mlflow)
     print_summary(document)
     warn_corrupt(document["corrupt_records"], target / "report.md")
@@ -150,6 +153,8 @@ def eval_summaries(
     settings = get_settings()
     bar = progress_bar()
     tasks: dict[str, TaskID] = {}
+
+    from eval.summaries import evaluate_summaries_file, paired_lines, summary_table
 
     def progress(name: str, done: int, total: int) -> None:
         # The bar starts with the first summary: a bad file or setting stays a one-line error.

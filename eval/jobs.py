@@ -7,7 +7,6 @@ from datetime import UTC, datetime
 from chatlens.core import keys
 from chatlens.core.context import JobContext
 from chatlens.core.schemas import LastEval
-from eval.evaluate import evaluate_run
 from eval.regression import results_version
 
 
@@ -34,6 +33,11 @@ def _evaluate_if_changed(ctx: JobContext, run: str) -> dict:
     version = results_version(ctx.connection, run)
     if last is not None and LastEval.model_validate_json(last).results_version == version:
         return {"run": run, "skipped": f"unchanged since its last evaluation (results version {version})"}
+    # Imported here: every `chatlens worker` names this job (chatlens/cli/job_functions.py), and the
+    # evaluation's plotting and ROUGE stack (matplotlib, nltk, scikit-learn) would otherwise sit in the
+    # memory of each classifier worker, which never runs it.
+    from eval.evaluate import evaluate_run
+
     out_dir = ctx.settings.reports_dir / run / datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     document = evaluate_run(ctx.connection, ctx.settings, run, out_dir)
     return {

@@ -24,6 +24,9 @@ MANIFEST = "manifest.json"
 GRAPH = "model.onnx"
 TOKENIZER = "tokenizer.json"
 FORMAT = 1
+# Padded tokens per batch (a batch of 32 messages of 64 tokens): short chat messages batch by 32 as with
+# torch; long ones in smaller batches, which bounds the attention scores the graph holds at once.
+MAX_BATCH_TOKENS = 2048
 
 Precision = Literal["fp32", "int8"]
 
@@ -135,6 +138,7 @@ class OnnxEncoder:
         max_length: int = 256,
         batch_size: int = 32,
         threads: int | None = None,
+        max_batch_tokens: int = MAX_BATCH_TOKENS,
     ) -> None:
         import onnxruntime as ort
         from tokenizers import Tokenizer
@@ -145,6 +149,7 @@ class OnnxEncoder:
         self.runtime = "onnx-int8" if manifest.precision == "int8" else "onnx"
         self.max_length = min(max_length, manifest.model_max_length)
         self.batch_size = batch_size
+        self.max_batch_tokens = max_batch_tokens
         self.hidden_size = manifest.hidden_size
         self.layers = manifest.layers
         self.tokenizer = Tokenizer.from_file(str(directory / TOKENIZER))
@@ -180,8 +185,7 @@ class OnnxEncoder:
         order = np.argsort([len(x) for x in ids], kind="stable")
         # The graph's output is every layer's mean; MEAN pooling is its last block (the last layer).
         start_column = 0 if pooling is Pooling.LAYER_MEANS else (self.layers - 1) * self.hidden_size
-        for start in range(0, len(order), self.batch_size):
-            chunk = order[start : start + self.batch_size]
+        for chunk in self._batches([len(ids[i]) for i in order], order):
             width = max(len(ids[i]) for i in chunk)
             input_ids = np.full((len(chunk), width), self.manifest.pad_token_id, dtype=np.int64)
             mask = np.zeros((len(chunk), width), dtype=np.int64)
@@ -191,6 +195,23 @@ class OnnxEncoder:
             (features,) = self.session.run(None, {"input_ids": input_ids, "attention_mask": mask})
             out[chunk] = features[:, start_column:]
         return out
+
+    def _batches(self, lengths: list[int], order: np.ndarray) -> list[np.ndarray]:
+        """Consecutive runs of the length-sorted messages: at most batch_size messages, and at most
+        max_batch_tokens padded tokens. The graph holds each layer's attention scores in full (messages x
+        heads x tokens^2), so a batch of long messages is cut shorter to bound the process's memory."""
+        batches, start = [], 0
+        while start < len(order):
+            end = start + 1
+            while (
+                end < len(order)
+                and end - start < self.batch_size
+                and (end - start + 1) * lengths[end] <= self.max_batch_tokens
+            ):
+                end += 1
+            batches.append(order[start:end])
+            start = end
+        return batches
 
     def token_counts(self, texts: list[str], special_tokens: bool = True) -> list[int]:
         """As SentenceEncoder.token_counts: cut at max_length with the special tokens, whole without."""

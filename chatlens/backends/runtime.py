@@ -53,8 +53,9 @@ class Runtime(StrEnum):
     TORCH_INT8 = "torch-int8"
 
 
-# What `auto` serves first where its export exists: int8 met the quality rule on test.csv (see
-# docs/guide/runtimes.md), so it ships; fp32 ONNX is the next choice.
+# What `auto` serves first where its export exists, unless a model says otherwise: for the MiniLM
+# (default, extractive) int8 met the quality rule on test.csv (docs/guide/runtimes.md), so it ships;
+# fp32 ONNX is the next choice.
 AUTO_ORDER: tuple[Precision, ...] = ("int8", "fp32")
 PRECISION: dict[Runtime, Precision] = {Runtime.ONNX: "fp32", Runtime.ONNX_INT8: "int8"}
 
@@ -103,14 +104,15 @@ def open_encoder(
     head_dir: Path | None = None,
     device: str = "cpu",
     shared: bool = True,
+    auto_order: tuple[Precision, ...] = AUTO_ORDER,
 ) -> Encoder:
     """The encoder `spec` names, run by `runtime`. With `head_dir`, an export must have been checked with
     that head. `shared`: one instance per process and configuration (a worker's classifier and
-    summariser read the same MiniLM: one load)."""
+    summariser read the same MiniLM: one load). `auto_order`: the export precisions `auto` tries."""
     runtime = Runtime(runtime)
     if runtime in (Runtime.TORCH, Runtime.TORCH_INT8):
         return _torch_encoder(spec, max_length, batch_size, runtime is Runtime.TORCH_INT8, device, shared)
-    precisions = AUTO_ORDER if runtime is Runtime.AUTO else (PRECISION[runtime],)
+    precisions = auto_order if runtime is Runtime.AUTO else (PRECISION[runtime],)
     for precision in precisions:
         directory = export_dir(exports_dir, spec, precision)
         if runtime is Runtime.AUTO and not directory.exists():
@@ -130,15 +132,15 @@ def open_encoder(
             _SHARED_ONNX[key] = OnnxEncoder(directory, manifest, max_length, batch_size, threads)
         return _SHARED_ONNX[key]
     if not torch_installed():
-        where = export_dir(exports_dir, spec, AUTO_ORDER[0])
+        where = export_dir(exports_dir, spec, auto_order[0])
         raise ChatlensError(
             f"{where}: no ONNX export of {spec.name!r} ({spec.model_id}), and torch is not installed to "
-            f"run it without one; run `{rebuild_command(spec.name, AUTO_ORDER[0])}` on a host with "
+            f"run it without one; run `{rebuild_command(spec.name, auto_order[0])}` on a host with "
             "chatlens[worker] and copy CHATLENS_EXPORTS_DIR here"
         )
     log.warning(
         "no ONNX export of %r in %s: serving it with torch; `%s` makes one (faster, less memory)",
-        spec.name, exports_dir, rebuild_command(spec.name, AUTO_ORDER[0]),
+        spec.name, exports_dir, rebuild_command(spec.name, auto_order[0]),
     )  # fmt: skip
     return _torch_encoder(spec, max_length, batch_size, False, device, shared)
 

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import typer
 
+from chatlens.backends.classifier import CLASSIFIERS
 from chatlens.core.console import out, user_errors
 from chatlens.core.errors import ChatlensError
 from chatlens.core.settings import get_settings
 
 BACKENDS = ("default", "zeroshot", "emotion", "producer")
+RUNTIMES = ("torch", "torch-int8", "onnx", "onnx-int8")
 
 
 @user_errors
@@ -32,6 +35,12 @@ def bench(
     ),
     scaling: bool = typer.Option(True, help="also time 2 workers x 1 thread against 1 worker x 1 thread"),
     producer_messages: int = typer.Option(200_000, min=1_000, help="messages the producer figures use"),
+    runtimes: str | None = typer.Option(
+        None,
+        help="compare these runtimes side by side instead (torch, torch-int8, onnx, onnx-int8, comma-"
+        "separated): messages/s, peak RSS, labels vs torch and, where the file has labels, accuracy/macro-F1",
+    ),
+    classifiers: str = typer.Option("default", help="with --runtimes: the classifiers, comma-separated"),
 ) -> None:
     """Messages/s: the default model three ways, or an HF backend with and without sdpa/int8/sorting."""
     if backend not in BACKENDS:
@@ -40,8 +49,27 @@ def bench(
         from chatlens.core.connection import connect
 
         connect(redis_url).close()  # a wrong URL or an unreachable server: one line now, before any work
-    from chatlens.bench.pipeline import load_texts, run_bench, save
+    from chatlens.bench.pipeline import load_labelled, load_texts, run_bench, save
 
+    if runtimes is not None:
+        from chatlens.bench.runtimes import run_runtimes_bench
+
+        chosen = [r.strip() for r in runtimes.split(",") if r.strip()]
+        unknown = [r for r in chosen if r not in RUNTIMES]
+        if not chosen or unknown:
+            raise ChatlensError(f"--runtimes {runtimes!r}: use some of {', '.join(RUNTIMES)}")
+        names = [n.strip() for n in classifiers.split(",") if n.strip()]
+        for name in names:
+            CLASSIFIERS.check(name)
+        texts, truth = load_labelled(file, messages)
+        result = run_runtimes_bench(names, chosen, texts, truth, threads, repeat)
+        if json_file is not None:
+            json_file.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+        for name, figures in result["classifiers"].items():
+            for runtime, row in figures["runtimes"].items():
+                shown = {k: v for k, v in row.items() if k not in ("all_rounds_msg_per_s", "version")}
+                out.print(f"{name:>10} {runtime:>10}  {shown}", highlight=False, soft_wrap=True)
+        return
     settings = get_settings()
     # The producer figures cycle through up to 5,000 distinct texts, whatever --messages says.
     texts = load_texts(file, 5_000 if backend == "producer" else messages)

@@ -35,15 +35,20 @@ MODEL = "default"  # the classifier timed, by its registry key: its queue and th
 
 
 def load_texts(path: Path, count: int) -> list[str]:
+    return load_labelled(path, count)[0]
+
+
+def load_labelled(path: Path, count: int) -> tuple[list[str], list[str | None]]:
+    """The first `count` messages and their labels (None where a row has none)."""
     from producer.table import read_table
 
     rows = read_table(path).rows
-    texts = rows["message"].tolist()
+    texts, labels = rows["message"].tolist(), [x if isinstance(x, str) else None for x in rows["label"]]
     if not texts:
         raise ChatlensError(f"{path}: no messages to benchmark on")
     while len(texts) < count:  # a small file is repeated to reach --messages
-        texts += texts
-    return texts[:count]
+        texts, labels = texts + texts, labels + labels
+    return texts[:count], labels[:count]
 
 
 def bare_rate(classifier: MiniLMClassifier, texts: list[str]) -> tuple[float, list[str]]:

@@ -16,7 +16,6 @@ from chatlens.core.redact import redact_url
 from chatlens.core.settings import Settings, get_settings
 from chatlens.core.store import RunStore
 from eval.cli import print_summary
-from eval.evaluate import evaluate_run
 from eval.export import export_results
 from producer.pipeline import produce_input
 from worker.runner import run_worker
@@ -57,6 +56,8 @@ def demo(
             job_functions=JOB_FUNCTIONS,
         )
         logging.getLogger("rq").setLevel(logging.WARNING)
+    from eval.evaluate import evaluate_run  # matplotlib, nltk: not for every `chatlens` command
+
     document = evaluate_run(connection, settings, DEMO_RUN, out_dir, track=mlflow)
     print_summary(document)
     out.print(

@@ -63,3 +63,16 @@ def test_prometheus_scrapes_the_metric_ports_and_grafana_has_its_dashboard() -> 
         "chatlens_batch_seconds_bucket",
     ):
         assert metric in exprs
+
+
+def test_classifier_and_summary_workers_run_the_slim_image_without_torch() -> None:
+    services = load()["services"]
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    stages = re.findall(r"^FROM \S+(?: AS (\S+))?$", dockerfile, flags=re.MULTILINE)
+    assert {"full", "exports", "slim-worker"} <= set(stages) and stages[-1] == ""  # default: full
+    for name in ("worker", "summary-worker"):
+        assert services[name]["build"]["target"] == "slim-worker", name
+    for name in ("eval-worker", "cron"):  # the evaluation and the scheduler keep the full image
+        assert services[name]["build"]["target"] == "full", name
+    slim = dockerfile.split("AS slim-worker", 1)[1].split("\nFROM ", 1)[0]
+    assert "'.[onnx]'" in slim and "torch" not in slim.replace("without torch", "")

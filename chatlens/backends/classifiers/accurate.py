@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from chatlens.backends.classifiers.minilm import MiniLMClassifier
+from chatlens.backends.onnx_encoder import Precision
 from chatlens.backends.runtime import Runtime
 from chatlens.core.errors import ChatlensError
 from chatlens.core.settings import Settings
@@ -23,6 +24,10 @@ class AccurateClassifier(MiniLMClassifier):
     """The same encoder + head design as the default, on a 12-layer 768-dim encoder."""
 
     export_name = "accurate"
+    # CHATLENS_RUNTIME=auto: fp32 first. int8 (MatMul weights per channel) gave torch's label on only 83 %
+    # of messages and lost more than 0.005 accuracy (runtimes.md); it is served only when asked for by
+    # CHATLENS_RUNTIME=onnx-int8, or when it is the only export.
+    auto_order: tuple[Precision, ...] = ("fp32", "int8")
 
     def __init__(
         self,
