@@ -77,6 +77,9 @@ def main() -> None:
     parser.add_argument("--raw", action="store_true")
     parser.add_argument("--max-length", type=int, default=256)
     parser.add_argument(
+        "--key-runtime", help="with --encoded-only: the runtime in the cache key (none: an older torch cache)"
+    )
+    parser.add_argument(
         "--runtime", default="torch", help="what computes the features: torch, onnx, onnx-int8"
     )
     parser.add_argument(
