@@ -9,10 +9,11 @@ from dataclasses import dataclass
 
 from chatlens.core.labels import LABELS
 from chatlens.core.schemas import message_id
+from producer.context import PreviousTurns
 from producer.rows import RawRow
 
-# A row that passed: (id, conversation id, position, text, label).
-Ready = tuple[str, str, int, str, str | None]
+# A row that passed: (id, conversation id, position, text, label, previous turn or None).
+Ready = tuple[str, str, int, str, str | None, str | None]
 
 _CANONICAL_LABELS = {label.casefold(): label for label in LABELS}
 _EXACT_LABELS = frozenset(LABELS)
@@ -119,8 +120,11 @@ class RowRules:
     dropped, so that message ids stay the same whatever sample or split is later taken of the input.
     """
 
-    def __init__(self, max_chars: int, on_reject: Callable[[Reject], None]) -> None:
+    def __init__(
+        self, max_chars: int, on_reject: Callable[[Reject], None], context: PreviousTurns | None = None
+    ) -> None:
         self.max_chars, self.on_reject = max_chars, on_reject
+        self.context = context or PreviousTurns()
         self.positions: dict[object, int] = {}
         self.seen: set[int] = set()
         self.read = self.dropped_missing = self.dropped_duplicate = 0
@@ -145,4 +149,5 @@ class RowRules:
             return None
         self.seen.add(fingerprint)
         # check_row passed: the id and the message are str
-        return message_id(cid, position, message), cid, position, message, canonical  # type: ignore[arg-type, return-value]
+        previous = self.context.observe(cid, message)  # type: ignore[arg-type]
+        return message_id(cid, position, message), cid, position, message, canonical, previous  # type: ignore[arg-type, return-value]

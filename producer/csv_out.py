@@ -75,7 +75,7 @@ class SplitFiles:
         self.test = CsvOut(out_dir / "test.csv", header, line_end="\n")
 
     def add(self, part: int, ready: Ready) -> None:
-        _, cid, _, text, label = ready
+        _, cid, _, text, label, _ = ready
         (self.test if part == TEST else self.train).write([cid, text, label])
 
     def close(self) -> None:

@@ -132,12 +132,13 @@ class BatchWriter:
         stats = MessageStats()
         per_conversation: Counter[str] = Counter()
         encoded: dict[str, str] = {}
-        for mid, cid, position, text, label in new:
+        for mid, cid, position, text, label, previous in new:
             per_conversation[cid] += 1
             # The Message record's JSON, written directly: one encoder call per string, no model object.
             encoded[mid] = (
                 f'{{"id":"{mid}","conversation_id":{_encode(cid)},"position":{position},'
-                f'"text":{_encode(text)},"label":{"null" if label is None else _encode(label)}}}'
+                f'"text":{_encode(text)},"label":{"null" if label is None else _encode(label)},'
+                f'"previous":{"null" if previous is None else _encode(previous)}}}'
             )
             stats.add(mid, label)
         payloads = [

@@ -84,6 +84,8 @@ def produce_input(
             conversation_idle_s=settings.conversation_idle_s,
             summarise=settings.summarise,
             max_chars=settings.max_message_chars,
+            context_chars=settings.context_chars,
+            context_conversations=settings.context_conversations,
         )
         ingest = Ingest(
             writer,

@@ -16,6 +16,7 @@ from rq import Queue
 from chatlens.core.schemas import Conversation, ProduceCounts
 from producer.cleaning import Ready, RowRules
 from producer.completion import Resent, unclassified, unsummarised
+from producer.context import DEFAULT_CHARS, DEFAULT_CONVERSATIONS, PreviousTurns
 from producer.csv_out import RejectsFile
 from producer.flush import BatchWriter
 from producer.rows import RawRow
@@ -34,6 +35,8 @@ class StreamOptions:
     summarise: bool
     max_chars: int
     record_every_s: float = 5.0
+    context_chars: int = DEFAULT_CHARS
+    context_conversations: int = DEFAULT_CONVERSATIONS
 
 
 class Ingest:
@@ -55,7 +58,8 @@ class Ingest:
         )
         self.run = writer.run
         self.group_size = writer.settings.batch_size * BATCHES_PER_FLUSH
-        self.rules = RowRules(options.max_chars, rejects.add)
+        context = PreviousTurns(options.context_chars, options.context_conversations)
+        self.rules = RowRules(options.max_chars, rejects.add, context)
         self.selection = selection  # --sample-frac / --split: which clean rows are enqueued
         self.not_selected = 0
         self.pending: list[Ready] = []
@@ -82,7 +86,7 @@ class Ingest:
         if self.selection is not None and not self.selection.take(ready):
             self.not_selected += 1
             return
-        mid, cid, position, message, _ = ready
+        mid, cid, position, message = ready[:4]
         if not self.pending:
             self.oldest_pending = self.clock()
         self.pending.append(ready)

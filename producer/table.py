@@ -16,7 +16,9 @@ from producer.sources import FileInput, open_rows
 
 @dataclass(frozen=True)
 class Table:
-    rows: pd.DataFrame  # row, id, conversation_id, position, message, label (None where unlabelled)
+    # row, id, conversation_id, position, message, label (None where unlabelled), previous (the previous
+    # turn as the producer stores it, `producer.context`; None for a conversation's first turn here)
+    rows: pd.DataFrame
     dropped_missing: int
     dropped_duplicate: int
     rejects: list[Reject]
@@ -34,8 +36,7 @@ def read_table(
         for raw in open_rows(FileInput(path), fmt or format_of(path), columns)
         if (ready := rules.accept(raw)) is not None
     ]
-    frame = pd.DataFrame(
-        kept, columns=["row", "id", "conversation_id", "position", "message", "label"], dtype=object
-    )
+    names = ["row", "id", "conversation_id", "position", "message", "label", "previous"]
+    frame = pd.DataFrame(kept, columns=names, dtype=object)
     frame = frame.astype({"row": "int64", "position": "int64"})
     return Table(frame, rules.dropped_missing, rules.dropped_duplicate, rejects)

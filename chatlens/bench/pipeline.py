@@ -113,7 +113,7 @@ class PipelineWorker:
 
         run = f"bench-{time.time_ns()}"
         messages: list[Ready] = [
-            (message_id(str(i), 0, text), str(i), 0, text, None) for i, text in enumerate(texts)
+            (message_id(str(i), 0, text), str(i), 0, text, None, None) for i, text in enumerate(texts)
         ]
         writer = BatchWriter(self.connection, self.settings, run, max_queued=10**9)
         step = self.settings.batch_size * BATCHES_PER_FLUSH

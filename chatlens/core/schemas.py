@@ -31,6 +31,11 @@ class Message(Record):
     position: int = Field(ge=0, description="index of the turn within its conversation, in file order")
     text: str
     label: str | None = None
+    previous: str | None = Field(
+        None,
+        description="the previous turn of the conversation as the producer read it, truncated "
+        "(CHATLENS_CONTEXT_CHARS); None when there was none",
+    )
 
 
 class BatchItem(Record):

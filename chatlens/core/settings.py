@@ -92,6 +92,19 @@ class Settings(BaseSettings):
     conversation_idle_s: float = Field(
         30.0, gt=0, description="a conversation quiet this long in a stream is summarised (again if it grows)"
     )
+    context_chars: int = Field(
+        300,
+        ge=1,
+        description=(
+            "a message's previous turn is stored with it (Message.previous), cut to this many characters"
+        ),
+    )
+    context_conversations: int = Field(
+        100_000,
+        ge=1,
+        description="conversations whose last turn the producer remembers for the next turn's context; "
+        "past this the least recently active is forgotten",
+    )
     # Enough queued work that workers never starve between producer round trips, few enough jobs that
     # their Redis memory stays small: the measured trade-off is in docs/guide/producing.md, "Back-pressure".
     max_queued: int = Field(2_000, ge=1, description="the producer waits while a queue holds this many jobs")

@@ -96,6 +96,30 @@ def train_head_command(
     out.print(f"head {result['version']} written to {out_dir}", highlight=False, soft_wrap=True)
 
 
+@train_app.command("split-valid")
+@user_errors
+def split_valid_command(
+    file: Annotated[Path, typer.Argument(help="labelled CSV of whole conversations (valid.csv)")],
+    out_dir: Annotated[
+        Path, typer.Option("--out", help="directory to write <stem>-train.csv and <stem>-heldout.csv to")
+    ],
+    held_out: Annotated[
+        float, typer.Option(min=0.01, max=0.9, help="share of the conversations held out")
+    ] = 0.3,
+    seed: Annotated[int, typer.Option(help="seed of the conversation permutation")] = 22,
+) -> None:
+    """Split a file by conversation, seeded: the held-out part is whole conversations in order, for evaluation
+    with context, never trained on (the defaults are the documented split of valid.csv)."""
+    from chatlens.training.split import split_conversations
+
+    split = split_conversations(file, out_dir, held_out, seed)
+    for path, rows, conversations in (
+        (split.train, split.train_rows, split.train_conversations),
+        (split.held_out, split.held_out_rows, split.held_out_conversations),
+    ):
+        out.print(f"{path}: {rows} rows, {conversations} conversations", highlight=False, soft_wrap=True)
+
+
 @train_app.command("adapt")
 @user_errors
 def train_adapt_command(

@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 
 from chatlens.cli.demo import EXAMPLE_FILE
+from tests.fixtures.onnx_default import TinyDefault
 from tests.helpers import run_chatlens, subprocess_env
-from tests.onnx.conftest import TinyDefault
 
 RUNTIMES = ("torch", "onnx", "onnx-int8")
 

@@ -17,9 +17,9 @@ from chatlens.backends.onnx_encoder import GRAPH, MANIFEST, read_manifest
 from chatlens.backends.onnx_export import export, probe_texts
 from chatlens.backends.runtime import EncoderSpec, open_encoder
 from chatlens.core.errors import ChatlensError
+from tests.fixtures.onnx_default import TinyDefault
+from tests.fixtures.tiny_models import save_tiny_bert, save_tiny_head, save_tiny_mpnet
 from tests.helpers import run_chatlens, subprocess_env
-from tests.onnx.conftest import TinyDefault
-from tests.onnx.tiny_encoders import save_tiny_bert, save_tiny_head, save_tiny_mpnet
 
 TEXTS = [*probe_texts()[:24], "", "word " * 300]
 

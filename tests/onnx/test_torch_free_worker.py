@@ -9,8 +9,8 @@ import redis
 
 from chatlens.cli.demo import EXAMPLE_FILE
 from chatlens.core.run_reader import RunReader
+from tests.fixtures.onnx_default import TinyDefault
 from tests.helpers import run_chatlens, subprocess_env
-from tests.onnx.conftest import TinyDefault
 
 # Imported first by every Python process started with this directory on PYTHONPATH.
 BLOCKER = '''

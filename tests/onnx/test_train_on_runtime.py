@@ -13,7 +13,7 @@ from chatlens.core.labels import LABELS
 from chatlens.training.data import load_split
 from chatlens.training.head import TrainOptions, train_head
 from eval.metrics import score
-from tests.onnx.conftest import TinyDefault
+from tests.fixtures.onnx_default import TinyDefault
 
 
 def test_a_head_trained_on_the_int8_features_serves_them(tiny_default: TinyDefault, tmp_path: Path) -> None:

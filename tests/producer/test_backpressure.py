@@ -36,7 +36,9 @@ def test_the_producer_waits_at_the_bound_and_goes_on_as_the_queue_drains(fake_re
     drain.start()
     try:
         for i in range(6):  # 6 groups of 2 batches of 2 messages: 12 jobs through a bound of 3
-            writer.write([(f"{i:02d}{j:018d}", "c", i * 4 + j, f"text {i} {j}", None) for j in range(4)])
+            writer.write(
+                [(f"{i:02d}{j:018d}", "c", i * 4 + j, f"text {i} {j}", None, None) for j in range(4)]
+            )
             peak = max(peak, int(fake_redis.llen(queue_key)))
     finally:
         stop.set()
@@ -51,7 +53,7 @@ def test_a_queue_under_the_bound_is_not_waited_on(fake_redis: redis.Redis) -> No
     settings = Settings(summarise=False, batch_size=2)
     lines: list[str] = []
     writer = BatchWriter(fake_redis, settings, "bp", max_queued=100, on_wait=lines.append)
-    writer.write([(f"{j:020d}", "c", j, f"text {j}", None) for j in range(8)])
+    writer.write([(f"{j:020d}", "c", j, f"text {j}", None, None) for j in range(8)])
     assert lines == [] and writer.totals.batches == 4 and writer.totals.waited_s == 0
 
 

@@ -14,7 +14,7 @@ from chatlens.core.replication import ReplicaAck, ReplicationTimeout
 from chatlens.core.settings import Settings
 from producer.flush import BatchWriter
 
-GROUP = [(f"id{i}", "c1" if i < 3 else "c2", i, f"message {i}", None) for i in range(5)]
+GROUP = [(f"id{i}", "c1" if i < 3 else "c2", i, f"message {i}", None, None) for i in range(5)]
 
 
 def writer(connection: fakeredis.FakeRedis, shortfalls: int, attempts: int = 5) -> BatchWriter:
