@@ -29,10 +29,9 @@ from chatlens.core.connection import connect
 from chatlens.core.errors import ServiceUnavailable
 from chatlens.core.replication import ReplicaAck, ReplicationTimeout
 from chatlens.core.schemas import Prediction
-from chatlens.core.settings import Settings
 from chatlens.core.store import RunStore
-from producer.pipeline import produce_input
 from tests.fixtures import slow_classifier
+from tests.fixtures.slow_classifier import produce_slow_batches
 from tests.fixtures.tls_certs import make_tls_files
 from tests.helpers import chatlens_cmd, run_chatlens, subprocess_env
 
@@ -50,14 +49,6 @@ FAST_RECOVERY = {  # seconds, not the production 20 s + 5 s and 60 s + 30 s
 def slow_registered() -> Iterator[None]:
     slow_classifier.register()
     yield
-
-
-def produce(url: str, tmp_path: Path, run: str, batches: int) -> None:
-    path = tmp_path / f"{run}.csv"
-    path.write_text("conversation_id,message\n" + "".join(f"{i},message {i}\n" for i in range(batches * 2)))
-    settings = Settings(classifiers=["slow"], summarise=False, batch_size=2)
-    counts = produce_input(settings, path, run, redis_url=url, warn_idle_queues=False)
-    assert counts.batches == batches
 
 
 def start_worker(url: str, name: str, log: Path) -> subprocess.Popen[bytes]:
@@ -112,7 +103,7 @@ def test_a_worker_rides_a_failover_mid_batch_with_its_model_still_loaded(
     group: SentinelGroup, tmp_path: Path
 ) -> None:
     url = group.url
-    produce(url, tmp_path, "mid", batches=3)
+    produce_slow_batches(url, tmp_path, "mid", batches=3)
     client = connect(url)
     worker = start_worker(url, "w", tmp_path / "w.log")
     try:
@@ -136,7 +127,9 @@ def test_the_new_primary_holds_the_acknowledged_prefix_and_lost_jobs_come_back(
     group: SentinelGroup, tmp_path: Path
 ) -> None:
     url = group.url
-    produce(url, tmp_path, "prefix", batches=3)  # counted by the producer only once the replica had it
+    produce_slow_batches(
+        url, tmp_path, "prefix", batches=3
+    )  # counted by the producer only once the replica had it
     client = connect(url)
     queue = Queue(QUEUE, connection=client, serializer=q.SERIALIZER)
     # A worker took a job off its queue and died before it started it: in no list, the sweep's to find.

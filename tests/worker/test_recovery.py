@@ -25,8 +25,8 @@ from chatlens.cli.job_functions import JOB_FUNCTIONS
 from chatlens.core import keys
 from chatlens.core import queues as q
 from chatlens.core.settings import Settings
-from producer.pipeline import produce_input
 from tests.fixtures import slow_classifier
+from tests.fixtures.slow_classifier import produce_slow_batches
 from tests.helpers import subprocess_env
 from tests.redis_harness import durable_server
 from worker.dead_letters import failed_jobs, requeue
@@ -50,14 +50,6 @@ FAST_RECOVERY = {  # so a test waits seconds, not the production 20 s + 5 s
 def slow_registered() -> Iterator[None]:
     slow_classifier.register()
     yield
-
-
-def produce(redis_url: str, tmp_path: Path, run: str, batches: int) -> None:
-    path = tmp_path / "m.csv"
-    path.write_text("conversation_id,message\n" + "".join(f"{i},message {i}\n" for i in range(batches * 2)))
-    settings = Settings(classifiers=["slow"], summarise=False, batch_size=2)
-    counts = produce_input(settings, path, run, redis_url=redis_url, warn_idle_queues=False)
-    assert counts.batches == batches
 
 
 def start_worker(redis_url: str, name: str, log: Path, **env: str) -> subprocess.Popen:
@@ -96,7 +88,7 @@ def stop(proc: subprocess.Popen) -> None:
 
 
 def test_a_killed_workers_batch_is_started_again_by_another_worker(redis_url: str, tmp_path: Path) -> None:
-    produce(redis_url, tmp_path, "kill", batches=1)
+    produce_slow_batches(redis_url, tmp_path, "kill", batches=1)
     connection = redis.Redis.from_url(redis_url)
     first = start_worker(redis_url, "first", tmp_path / "first.log")
     second = None
@@ -176,7 +168,7 @@ def test_a_worker_that_lost_redis_hands_its_batch_back_without_counting_a_death(
 def test_a_job_stranded_outside_every_queue_is_put_back_by_the_sweep_and_runs(
     redis_url: str, tmp_path: Path
 ) -> None:
-    produce(redis_url, tmp_path, "stranded", batches=2)
+    produce_slow_batches(redis_url, tmp_path, "stranded", batches=2)
     connection = redis.Redis.from_url(redis_url)
     queue = Queue(QUEUE, connection=connection, serializer=q.SERIALIZER, job_class=ContextJob)
     stranded, waiting = queue.job_ids
@@ -198,7 +190,7 @@ def test_a_job_stranded_outside_every_queue_is_put_back_by_the_sweep_and_runs(
 
 
 def test_the_sweep_waits_out_its_grace_period(redis_url: str, tmp_path: Path) -> None:
-    produce(redis_url, tmp_path, "grace", batches=1)
+    produce_slow_batches(redis_url, tmp_path, "grace", batches=1)
     connection = redis.Redis.from_url(redis_url)
     queue = Queue(QUEUE, connection=connection, serializer=q.SERIALIZER, job_class=ContextJob)
     (job_id,) = queue.job_ids
@@ -210,7 +202,7 @@ def test_the_sweep_waits_out_its_grace_period(redis_url: str, tmp_path: Path) ->
 
 
 def test_sigterm_lets_the_batch_finish_and_the_worker_exit_0(redis_url: str, tmp_path: Path) -> None:
-    produce(redis_url, tmp_path, "term", batches=2)
+    produce_slow_batches(redis_url, tmp_path, "term", batches=2)
     connection = redis.Redis.from_url(redis_url)
     proc = start_worker(redis_url, "term", tmp_path / "term.log")
     try:
@@ -231,7 +223,7 @@ def test_a_worker_rides_out_a_redis_restart_and_loses_no_batch(tmp_path: Path) -
     url = server.url
     proc = None
     try:
-        produce(url, tmp_path, "restart", batches=3)
+        produce_slow_batches(url, tmp_path, "restart", batches=3)
         connection = redis.Redis.from_url(url)
         proc = start_worker(url, "survivor", tmp_path / "survivor.log", CHATLENS_REDIS_RETRY_MAX_S="2")
         wait_until(lambda: held_by(connection, "survivor"), 60, "the worker to start a batch")
@@ -262,7 +254,7 @@ def test_sigterm_ends_a_workers_wait_for_redis_at_once_and_it_exits_0(tmp_path: 
     log = tmp_path / "waiting.log"
     proc = None
     try:
-        produce(url, tmp_path, "away", batches=1)
+        produce_slow_batches(url, tmp_path, "away", batches=1)
         connection = redis.Redis.from_url(url)
         proc = start_worker(url, "waiting", log, CHATLENS_REDIS_RETRY_MAX_S="30")
         wait_until(lambda: held_by(connection, "waiting"), 60, "the worker to start a batch")
