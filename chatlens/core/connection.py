@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -163,6 +164,9 @@ def sentinel_client(
     return sentinel, connection
 
 
+_CONNECT_ERROR = re.compile(r"Error -?\d+ connecting to \S+?:\d+\.\s*[^.;)]*")
+
+
 def _sentinel_problem(exc: redis.RedisError, parsed: SentinelUrl, url: str, shown: str) -> str:
     detail = redact_text(str(exc), url).rstrip(".")
     hosts = parsed.shown_hosts
@@ -173,9 +177,10 @@ def _sentinel_problem(exc: redis.RedisError, parsed: SentinelUrl, url: str, show
                 f"the sentinels at {hosts} refused the password ({detail}); set "
                 "CHATLENS_REDIS_SENTINEL_PASSWORD to their requirepass (the URL's password is the primary's)"
             )
-        if " - " in detail:  # redis-py lists each sentinel's error
+        if " - " in detail:  # redis-py lists each sentinel's error after the repr of its client
+            errors = "; ".join(sorted(set(_CONNECT_ERROR.findall(detail))) or [detail])
             return (
-                f"cannot reach any sentinel at {hosts} ({detail}); start the sentinels or fix the hosts "
+                f"cannot reach any sentinel at {hosts} ({errors}); start the sentinels or fix the hosts "
                 f"in CHATLENS_REDIS_URL ({shown})"
             )
         return (
