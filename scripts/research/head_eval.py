@@ -8,8 +8,8 @@ The 95% intervals resample whole conversations (1,000 draws, seed 0); `paired` i
 first head on the same resampled conversations.
 
     python scripts/research/head_eval.py --file test.csv --file valid-heldout.csv \
-        --head shipped=chatlens/backends/default_head --head new=/work/research-out/head-full \
-        --cache /work/research-out/featcache --json /work/research-out/head-eval.json [--raw]
+        --head shipped=chatlens/backends/default_head --head new=OUT/head-full \
+        --cache OUT/featcache --json OUT/head-eval.json [--raw]
 
 `--raw` also scores each head without its logit adjustment (tau 0).
 """
