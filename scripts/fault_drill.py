@@ -11,9 +11,9 @@ per message and model, no errors, one summary per conversation, no job left fail
 how often a job ran more than once; and per kill, how long until the killed worker's batch was started
 again by another worker.
 
-    DATA=/work/shared/data/topical-chat-sample
+    DATA=../shared/data/topical-chat-sample
     .venv/bin/python scripts/fault_drill.py --file $DATA/test.csv --kills 20
-    .venv/bin/python scripts/fault_drill.py --file $DATA/test.csv --redis-restarts 2
+    .venv/bin/python scripts/fault_drill.py --file $DATA/test.csv --redis-restarts 2 --redis-kill9
     .venv/bin/python scripts/fault_drill.py --file $DATA/test.csv --sentinel   # scripts/sentinel_drill.py
 """
 
