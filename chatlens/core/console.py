@@ -7,11 +7,12 @@ from collections.abc import Callable
 from typing import ParamSpec, TypeVar
 
 import typer
+from redis.exceptions import ResponseError
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from chatlens.core.errors import ChatlensError
+from chatlens.core.errors import ChatlensError, ServiceUnavailable
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -31,6 +32,16 @@ def user_errors(func: Callable[P, R]) -> Callable[P, R]:
             # Escaped: a file name or a server's reply in brackets is text, not rich markup.
             err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
             raise typer.Exit(exc.exit_code) from None
+        except ResponseError as exc:
+            # The server refused a command (out of memory under noeviction, a failed save with
+            # stop-writes-on-bgsave-error, ...): the operator's to fix on the server, not a bug here.
+            err.print(
+                f"[bold red]error:[/] Redis refused a command: {escape(str(exc))}; fix the server (INFO "
+                "memory, INFO persistence) and run the same command again",
+                highlight=False,
+                soft_wrap=True,
+            )
+            raise typer.Exit(ServiceUnavailable.exit_code) from None
 
     return wrapper
 
