@@ -7,7 +7,9 @@ from collections.abc import Callable
 from typing import ParamSpec, TypeVar
 
 import typer
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -38,6 +40,16 @@ def user_errors(func: Callable[P, R]) -> Callable[P, R]:
             err.print(
                 f"[bold red]error:[/] Redis refused a command: {escape(str(exc))}; fix the server (INFO "
                 "memory, INFO persistence) and run the same command again",
+                highlight=False,
+                soft_wrap=True,
+            )
+            raise typer.Exit(ServiceUnavailable.exit_code) from None
+        except (RedisConnectionError, RedisTimeoutError) as exc:
+            # Lost where no retry loop covers it (the producer and the worker ride outages out on their
+            # own). redis-py's message names host and port, never the password.
+            err.print(
+                f"[bold red]error:[/] lost Redis ({escape(str(exc))}); "
+                "run the same command again once it is back",
                 highlight=False,
                 soft_wrap=True,
             )
