@@ -15,5 +15,8 @@ PASSWORD = "sent1nel-Pa55"
 
 @pytest.fixture
 def group(tmp_path: Path) -> Iterator[SentinelGroup]:
-    with SentinelGroup(tmp_path / "redis", password=PASSWORD) as started:
+    # Sentinels call a primary down after 5 s without a reply, not the launcher's 1 s: on a loaded host a
+    # new primary busy with its first full resync missed 1 s of PINGs, and a second failover promoted the
+    # old primary, revived mid-resync, losing the writes the new one had taken alone (seen in CI).
+    with SentinelGroup(tmp_path / "redis", password=PASSWORD, down_after_ms=5_000) as started:
         yield started
