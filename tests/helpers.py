@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import subprocess
 import sys
+import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from chatlens.core.message_stats import MessageStats
@@ -57,3 +59,20 @@ def metric_sample(text: str, name: str, labels: str = "") -> float:
     match = re.search(rf"^{re.escape(name)}{re.escape(labels)} (\S+)$", text, re.MULTILINE)
     assert match, f"{name}{labels} not in /metrics"
     return float(match.group(1))
+
+
+def wait_until(condition: Callable[[], object], timeout: float, what: str) -> float:
+    """Seconds until `condition()` holds, polled every 0.2 s; AssertionError naming `what` after `timeout`."""
+    started = time.monotonic()
+    while not condition():
+        if time.monotonic() - started > timeout:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.2)
+    return time.monotonic() - started
+
+
+def kill_group(proc: subprocess.Popen) -> None:
+    """kill -9 the process group of `proc` (started with start_new_session=True), if it still runs."""
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)

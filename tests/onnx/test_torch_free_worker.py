@@ -32,14 +32,20 @@ sys.meta_path.insert(0, NoTorch())
 '''
 
 
-def test_a_worker_without_torch_classifies_and_summarises_everything(
-    tiny_default: TinyDefault, redis_url: str, tmp_path: Path
-) -> None:
+def torch_blocked_env(tiny_default: TinyDefault, redis_url: str, tmp_path: Path) -> dict[str, str]:
+    """The tiny default's environment with a sitecustomize on the path that makes torch unimportable."""
     blocker = tmp_path / "no-torch"
     blocker.mkdir()
     (blocker / "sitecustomize.py").write_text(BLOCKER)
     env = subprocess_env(CHATLENS_REDIS_URL=redis_url, **tiny_default.env())
     env["PYTHONPATH"] = f"{blocker}:{env['PYTHONPATH']}"
+    return env
+
+
+def test_a_worker_without_torch_classifies_and_summarises_everything(
+    tiny_default: TinyDefault, redis_url: str, tmp_path: Path
+) -> None:
+    env = torch_blocked_env(tiny_default, redis_url, tmp_path)
     blocked = run_chatlens("models", "export", "default", env=env)
     assert blocked.returncode != 0 and "blocked by the test" in blocked.stderr  # the blocker works
 
@@ -63,11 +69,7 @@ def test_a_worker_without_torch_classifies_and_summarises_everything(
 def test_without_torch_or_an_export_the_worker_says_which_command_builds_it(
     tiny_default: TinyDefault, redis_url: str, tmp_path: Path
 ) -> None:
-    blocker = tmp_path / "no-torch"
-    blocker.mkdir()
-    (blocker / "sitecustomize.py").write_text(BLOCKER)
-    env = subprocess_env(CHATLENS_REDIS_URL=redis_url, **tiny_default.env())
-    env["PYTHONPATH"] = f"{blocker}:{env['PYTHONPATH']}"
+    env = torch_blocked_env(tiny_default, redis_url, tmp_path)
     env["CHATLENS_EXPORTS_DIR"] = str(tmp_path / "no-exports")
     worked = run_chatlens("worker", "--burst", "--queue", "classify-default", env=env)
     assert worked.returncode == 2

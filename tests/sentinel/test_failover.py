@@ -13,7 +13,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -31,11 +31,10 @@ from chatlens.core.replication import ReplicaAck, ReplicationTimeout
 from chatlens.core.schemas import Prediction
 from chatlens.core.store import RunStore
 from tests.fixtures import slow_classifier
-from tests.fixtures.slow_classifier import produce_slow_batches
+from tests.fixtures.slow_classifier import QUEUE, held_by, produce_slow_batches
 from tests.fixtures.tls_certs import make_tls_files
-from tests.helpers import chatlens_cmd, run_chatlens, subprocess_env
+from tests.helpers import chatlens_cmd, kill_group, run_chatlens, subprocess_env, wait_until
 
-QUEUE = "classify-slow"
 FAST_RECOVERY = {  # seconds, not the production 20 s + 5 s and 60 s + 30 s
     "CHATLENS_EXECUTION_TTL_S": "10",
     "CHATLENS_HEARTBEAT_INTERVAL_S": "1",
@@ -57,33 +56,8 @@ def start_worker(url: str, name: str, log: Path) -> subprocess.Popen[bytes]:
         env=subprocess_env(CHATLENS_REDIS_URL=url, CHATLENS_CLASSIFIERS="slow", **FAST_RECOVERY),
         stdout=log.open("w"),
         stderr=subprocess.STDOUT,
-        start_new_session=True,  # kill -9 of its group takes RQ's scheduler process down with it
+        start_new_session=True,  # its own process group: a test can kill it, or find what it left
     )
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=30)
-
-
-def wait_until(condition: Callable[[], object], timeout: float, what: str) -> float:
-    started = time.monotonic()
-    while not condition():
-        if time.monotonic() - started > timeout:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.2)
-    return time.monotonic() - started
-
-
-def held_by(connection: redis.Redis, worker: str) -> list[str]:
-    queue = Queue(QUEUE, connection=connection, serializer=q.SERIALIZER)
-    entries: list[bytes] = connection.zrange(queue.started_job_registry.key, 0, -1)  # type: ignore[assignment]
-    return [
-        raw.decode().split(":", 1)[0]
-        for raw in entries
-        if connection.hget(f"rq:execution:{raw.decode()}", "worker_name") == worker.encode()
-    ]
 
 
 def replicated(connection: redis.Redis) -> None:
@@ -114,7 +88,7 @@ def test_a_worker_rides_a_failover_mid_batch_with_its_model_still_loaded(
         wait_until(lambda: client.hlen(keys.results("mid", "slow")) == 6, 120, "every result")
         assert worker.poll() is None, (tmp_path / "w.log").read_text()  # the same process throughout
     finally:
-        stop(worker)
+        kill_group(worker)
     assert failover_s < 30
     loads = {as_text(k): int(v) for k, v in client.hgetall(keys.MODEL_LOADS).items()}
     assert [n for k, n in loads.items() if k.endswith(":slow")] == [1], loads  # loaded once, kept
@@ -151,7 +125,7 @@ def test_the_new_primary_holds_the_acknowledged_prefix_and_lost_jobs_come_back(
                 )
             for i in range(20):  # a sequence the old primary acknowledged to nobody's replicas
                 client.set(f"test:seq:{i}", i)
-            stop(first)  # dies with the batch it was running
+            kill_group(first)  # dies with the batch it was running
             old = group.kill_primary()
         finally:
             os.kill(replica, signal.SIGCONT)
@@ -169,7 +143,7 @@ def test_the_new_primary_holds_the_acknowledged_prefix_and_lost_jobs_come_back(
     finally:
         for proc in (first, second):
             if proc is not None:
-                stop(proc)
+                kill_group(proc)
     log = (tmp_path / "second.log").read_text()
     assert f"reclaimed job {running}" in log
     assert "stranded-job sweep: re-enqueued 1" in log and taken in log

@@ -12,7 +12,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -26,8 +26,8 @@ from chatlens.core import keys
 from chatlens.core import queues as q
 from chatlens.core.settings import Settings
 from tests.fixtures import slow_classifier
-from tests.fixtures.slow_classifier import produce_slow_batches
-from tests.helpers import subprocess_env
+from tests.fixtures.slow_classifier import QUEUE, held_by, produce_slow_batches
+from tests.helpers import kill_group, subprocess_env, wait_until
 from tests.redis_harness import durable_server
 from worker.dead_letters import failed_jobs, requeue
 from worker.job import ContextJob
@@ -38,7 +38,6 @@ from worker.stranded import sweep_stranded
 
 pytestmark = pytest.mark.slow
 
-QUEUE = "classify-slow"
 FAST_RECOVERY = {  # so a test waits seconds, not the production 20 s + 5 s
     "CHATLENS_EXECUTION_TTL_S": "10",
     "CHATLENS_HEARTBEAT_INTERVAL_S": "1",
@@ -62,31 +61,6 @@ def start_worker(redis_url: str, name: str, log: Path, **env: str) -> subprocess
     )
 
 
-def wait_until(condition: Callable[[], object], timeout: float, what: str) -> float:
-    started = time.monotonic()
-    while not condition():
-        if time.monotonic() - started > timeout:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.2)
-    return time.monotonic() - started
-
-
-def held_by(connection: redis.Redis, worker: str) -> list[str]:
-    queue = Queue(QUEUE, connection=connection, serializer=q.SERIALIZER)
-    held = []
-    entries: list[bytes] = connection.zrange(queue.started_job_registry.key, 0, -1)  # type: ignore[assignment]
-    for raw in entries:
-        if connection.hget(f"rq:execution:{raw.decode()}", "worker_name") == worker.encode():
-            held.append(raw.decode().split(":", 1)[0])
-    return held
-
-
-def stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=30)
-
-
 def test_a_killed_workers_batch_is_started_again_by_another_worker(redis_url: str, tmp_path: Path) -> None:
     produce_slow_batches(redis_url, tmp_path, "kill", batches=1)
     connection = redis.Redis.from_url(redis_url)
@@ -105,7 +79,7 @@ def test_a_killed_workers_batch_is_started_again_by_another_worker(redis_url: st
     finally:
         for proc in (first, second):
             if proc is not None:
-                stop(proc)
+                kill_group(proc)
     # 10 s execution TTL + 1 s reclaim pass, plus the second worker's start: far under the 60 s target.
     assert recovery_s < 40, recovery_s
     job = ContextJob.fetch(job_id, connection=connection, serializer=q.SERIALIZER)
@@ -211,7 +185,7 @@ def test_sigterm_lets_the_batch_finish_and_the_worker_exit_0(redis_url: str, tmp
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=slow_classifier.SECONDS_PER_BATCH + 30) == 0
     finally:
-        stop(proc)
+        kill_group(proc)
     assert connection.hlen(keys.results("term", "slow")) == 2  # the batch it held, and only that one
     assert ContextJob.fetch(job_id, connection=connection, serializer=q.SERIALIZER).get_status() == "finished"
     assert Queue(QUEUE, connection=connection).count == 1
@@ -238,7 +212,7 @@ def test_a_worker_rides_out_a_redis_restart_and_loses_no_batch(tmp_path: Path) -
         assert len(queue.failed_job_registry) == 0
     finally:
         if proc is not None:
-            stop(proc)
+            kill_group(proc)
         server.stop()
     log = (tmp_path / "survivor.log").read_text()
     assert "Redis unavailable" in log and "lost Redis; reconnecting" in log, log[-3000:]
@@ -268,7 +242,7 @@ def test_sigterm_ends_a_workers_wait_for_redis_at_once_and_it_exits_0(tmp_path: 
         assert time.monotonic() - asked < 8
     finally:
         if proc is not None:
-            stop(proc)
+            kill_group(proc)
         server.close()
     assert "Traceback" not in log.read_text()[before:], log.read_text()[before:]
 
@@ -312,7 +286,7 @@ def test_a_killed_worker_leaves_no_process_and_another_takes_the_scheduling_leas
     finally:
         for proc in (first, second):
             if proc is not None:
-                stop(proc)
+                kill_group(proc)
     assert "scheduling retried jobs of classify-slow" in (tmp_path / "second.log").read_text()
 
 
@@ -348,7 +322,7 @@ def test_an_idle_worker_says_when_it_loads_and_serves_and_exits_within_5_s_of_si
         assert proc.wait(timeout=60) == 0
         took = time.monotonic() - asked
     finally:
-        stop(proc)
+        kill_group(proc)
     assert took < 5, took
     last = log.read_text().rstrip().splitlines()[-1]
     assert last.endswith("stopped: worker idle (asked to stop)"), log.read_text()[-2000:]
